@@ -1,0 +1,2 @@
+"""Socket.IO event handlers and REST views: authenticate, authorize, validate,
+call storage, emit."""

@@ -1,0 +1,173 @@
+"""Accounts over REST: register, login, refresh, logout, me.
+
+Access tokens are short-lived JWTs; refresh tokens are random, stored hashed and
+rotated on every use (see storage/sessions.py for reuse detection).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from handlers import passwords
+from handlers.deps import AccessClaims, Deps
+from handlers.rest import DEPS, bearer, body, client_ip, json_response
+from protocol.errors import Unauthorized
+from protocol.models import User
+from protocol.payloads import Login, LogoutRequest, RefreshRequest, Register
+from storage import session_cache, sessions, users
+from storage.db import Connection, transaction
+
+log = logging.getLogger(__name__)
+
+_BAD_LOGIN = "wrong email or password"
+
+
+async def active_user(conn: Connection, claims: AccessClaims) -> User:
+    """The token's user, if still active and its login not revoked."""
+    user = await users.get(conn, claims.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("this account is not active")
+    if claims.session_id is not None and not await sessions.family_is_live(conn, claims.session_id):
+        raise Unauthorized("this session has ended; log in again")
+    return user
+
+
+async def authenticate(deps: Deps, token: str) -> User:
+    """Verify an access token and load its user; shared by REST and socket connect."""
+    claims = deps.tokens.verify(token)
+    async with deps.pool.acquire() as conn:
+        return await active_user(conn, claims)
+
+
+async def _issue(
+    deps: Deps, conn: Connection, user: User, request: web.Request, family: Any = None
+) -> dict[str, Any]:
+    refresh = secrets.token_urlsafe(32)
+    session = await sessions.create(
+        conn,
+        user.id,
+        refresh,
+        deps.limits.refresh_token_ttl,
+        family_id=family,
+        user_agent=request.headers.get("User-Agent", "")[:500] or None,
+        ip=client_ip(request),
+    )
+    return {
+        "user": user,
+        "access_token": deps.tokens.issue(user.id, session.family_id),
+        "refresh_token": refresh,
+        "token_type": "Bearer",
+        "expires_in": deps.limits.access_token_ttl,
+        "session_id": session.family_id,
+    }
+
+
+async def _remember(deps: Deps, tokens: dict[str, Any], request: web.Request) -> None:
+    await session_cache.remember(
+        deps.redis,
+        deps.keys,
+        tokens["user"].id,
+        tokens["session_id"],
+        user_agent=request.headers.get("User-Agent"),
+        ip=client_ip(request),
+    )
+
+
+async def register(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    payload = await body(request, Register)
+    password_hash = await passwords.hash_password(payload.password, deps.limits.bcrypt_rounds)
+    async with transaction(deps.pool) as conn:
+        user = await users.create(conn, payload.email, payload.name, password_hash)
+        tokens = await _issue(deps, conn, user, request)
+    await _remember(deps, tokens, request)
+    log.info("user registered", extra={"user_id": str(user.id)})
+    return json_response(tokens, status=201)
+
+
+async def login(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    payload = await body(request, Login)
+    async with deps.pool.acquire() as conn:
+        found = await users.get_credentials(conn, payload.email)
+    user, password_hash = found if found else (None, None)
+    valid = await passwords.check_password(
+        payload.password, password_hash, deps.limits.bcrypt_rounds
+    )
+    if user is None or not valid or not user.is_active:
+        raise Unauthorized(_BAD_LOGIN)
+    async with transaction(deps.pool) as conn:
+        tokens = await _issue(deps, conn, user, request)
+    await _remember(deps, tokens, request)
+    log.info("user logged in", extra={"user_id": str(user.id)})
+    return json_response(tokens)
+
+
+async def refresh(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    payload = await body(request, RefreshRequest)
+    reused = None
+    async with transaction(deps.pool) as conn:
+        session = await sessions.find_for_update(conn, payload.refresh_token)
+        if session is None or session.revoked_at is not None:
+            raise Unauthorized("refresh token is not valid")
+        if session.rotated_at is not None:
+            # A rotated token came back: someone holds a copy. End the whole login.
+            await sessions.revoke_family(conn, session.family_id)
+            reused = session
+        else:
+            user = await users.get(conn, session.user_id)
+            if user is None or not user.is_active:
+                raise Unauthorized("this account is not active")
+            if session.expires_at <= await conn.fetchval("SELECT now()"):
+                raise Unauthorized("refresh token expired; log in again")
+            await sessions.mark_rotated(conn, session.id)
+            tokens = await _issue(deps, conn, user, request, family=session.family_id)
+    if reused is not None:
+        await session_cache.forget(deps.redis, deps.keys, reused.user_id, reused.family_id)
+        log.warning("refresh token reused; session revoked", extra={"user_id": str(reused.user_id)})
+        raise Unauthorized("refresh token was already used; the session is revoked")
+    await _remember(deps, tokens, request)
+    return json_response(tokens)
+
+
+async def logout(request: web.Request) -> web.Response:
+    """End the login of the refresh token given, or else of the bearer token."""
+    deps = request.app[DEPS]
+    claims = bearer(request)
+    payload = await body(request, LogoutRequest) if request.can_read_body else LogoutRequest()
+    async with transaction(deps.pool) as conn:
+        family = claims.session_id
+        if payload.refresh_token:
+            session = await sessions.find_for_update(conn, payload.refresh_token)
+            if session is None or session.user_id != claims.user_id:
+                raise Unauthorized("refresh token is not valid")
+            family = session.family_id
+        if family is not None:
+            await sessions.revoke_family(conn, family)
+    if family is not None:
+        await session_cache.forget(deps.redis, deps.keys, claims.user_id, family)
+    log.info("user logged out", extra={"user_id": str(claims.user_id)})
+    return web.Response(status=204)
+
+
+async def me(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    claims = bearer(request)
+    async with deps.pool.acquire() as conn:
+        user = await active_user(conn, claims)
+    return json_response({"user": user})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/auth/register", register),
+        web.post("/api/auth/login", login),
+        web.post("/api/auth/refresh", refresh),
+        web.post("/api/auth/logout", logout),
+        web.get("/api/me", me),
+    ]

@@ -1,0 +1,110 @@
+"""Boards over REST: create, list mine, get, members, and the task list."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from handlers.accounts import active_user
+from handlers.rest import DEPS, bearer, body, json_response, path_uuid, query
+from handlers.task_service import require_role
+from protocol.errors import Forbidden, InvalidPayload, NotFound
+from protocol.models import BoardRole
+from protocol.payloads import BoardCreate, MemberAdd, TaskQuery
+from storage import boards, tasks, users
+from storage.db import transaction
+
+
+async def create_board(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    claims = bearer(request)
+    payload = await body(request, BoardCreate)
+    async with transaction(deps.pool) as conn:
+        await active_user(conn, claims)
+        board = await boards.create(conn, payload.name, claims.user_id)
+    return json_response(board, status=201)
+
+
+async def list_boards(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    claims = bearer(request)
+    async with deps.pool.acquire() as conn:
+        await active_user(conn, claims)
+        return json_response({"boards": await boards.list_for_user(conn, claims.user_id)})
+
+
+async def get_board(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    claims = bearer(request)
+    board_id = path_uuid(request, "board_id")
+    async with deps.pool.acquire() as conn:
+        await active_user(conn, claims)
+        board = await boards.get_for_member(conn, board_id, claims.user_id)
+        if board is None or board.role is None:
+            # Non-members learn nothing, not even that the board exists.
+            raise NotFound("board not found")
+        members = await boards.members(conn, board_id)
+    return json_response({"board": board, "members": members})
+
+
+async def add_member(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    claims = bearer(request)
+    board_id = path_uuid(request, "board_id")
+    payload = await body(request, MemberAdd)
+    async with transaction(deps.pool) as conn:
+        await active_user(conn, claims)
+        if await require_role(conn, board_id, claims.user_id, write=True) != BoardRole.OWNER:
+            raise Forbidden("only owners can add members")
+        user = await users.get_by_email(conn, payload.email)
+        if user is None or not user.is_active:
+            raise NotFound("no active account has this email")
+        member = await boards.add_member(conn, board_id, user.id, payload.role)
+    return json_response(member, status=201)
+
+
+async def remove_member(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    claims = bearer(request)
+    board_id = path_uuid(request, "board_id")
+    user_id = path_uuid(request, "user_id")
+    async with transaction(deps.pool) as conn:
+        await active_user(conn, claims)
+        role = await require_role(conn, board_id, claims.user_id, write=False)
+        if role != BoardRole.OWNER and user_id != claims.user_id:
+            raise Forbidden("only owners can remove other members")
+        target = await boards.role_of(conn, board_id, user_id)
+        if target == BoardRole.OWNER and await boards.count_owners(conn, board_id) <= 1:
+            raise InvalidPayload("a board keeps at least one owner")
+        await boards.remove_member(conn, board_id, user_id)
+    return web.Response(status=204)
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    claims = bearer(request)
+    board_id = path_uuid(request, "board_id")
+    params = query(request, TaskQuery)
+    async with deps.pool.acquire() as conn:
+        await active_user(conn, claims)
+        await require_role(conn, board_id, claims.user_id, write=False)
+        found, cursor = await tasks.page(
+            conn,
+            board_id,
+            status=params.status,
+            assignee_id=params.assignee_id,
+            overdue=params.overdue,
+            limit=params.limit,
+            after=params.after,
+        )
+    return json_response({"tasks": found, "next": cursor})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/boards", create_board),
+        web.get("/api/boards", list_boards),
+        web.get("/api/boards/{board_id}", get_board),
+        web.post("/api/boards/{board_id}/members", add_member),
+        web.delete("/api/boards/{board_id}/members/{user_id}", remove_member),
+        web.get("/api/boards/{board_id}/tasks", list_tasks),
+    ]

@@ -1,0 +1,166 @@
+"""The client events of DESIGN.md's protocol, one function each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers import presence, task_service
+from handlers.socket_hub import Caller, HubNamespace, Route
+from protocol import correlation
+from protocol.errors import Forbidden, NotFound
+from protocol.events import ClientEvent, ServerEvent, room_board
+from protocol.models import PublicUser, TaskEvent, to_wire
+from protocol.payloads import (
+    BoardJoin,
+    BoardLeave,
+    PresenceList,
+    TaskCreate,
+    TaskDelete,
+    TaskMove,
+    TaskUpdate,
+)
+from storage import boards, ops, task_events, tasks
+from storage.db import Connection, transaction
+
+# A reconnecting client gets the events it missed up to this many; past it, a snapshot.
+CATCH_UP_LIMIT = 1000
+
+
+async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> dict[str, Any]:
+    """Enter the room first, then read: an event racing the join arrives twice at
+    worst (the client drops seqs it has), never not at all."""
+    async with ns.deps.pool.acquire() as conn:
+        board = await boards.get_for_member(conn, payload.board_id, caller.user_id)
+    if board is None:
+        raise NotFound("board not found")
+    if board.role is None:
+        raise Forbidden("you are not a member of this board")
+    await ns.enter_room(caller.sid, room_board(board.id))
+    if await ns.deps.presence.join_board(caller.sid, caller.user_id, board.id):
+        me = PublicUser(id=caller.user_id, name=caller.name)
+        await ns.emit_to(
+            ServerEvent.PRESENCE,
+            presence.presence_event(board.id, me, "joined"),
+            room_board(board.id),
+        )
+    async with transaction(ns.deps.pool, isolation="repeatable_read", readonly=True) as conn:
+        board = await boards.get_for_member(conn, payload.board_id, caller.user_id)
+        assert board is not None
+        reply: dict[str, Any] = {"board": to_wire(board), "seq": board.seq}
+        since = payload.since_seq
+        if since is not None and since <= board.seq and board.seq - since <= CATCH_UP_LIMIT:
+            reply["mode"] = "events"
+            reply["events"] = to_wire(
+                await task_events.since(conn, board.id, since, CATCH_UP_LIMIT)
+            )
+        else:
+            reply["mode"] = "snapshot"
+            reply["tasks"] = to_wire(await tasks.live_on_board(conn, board.id))
+    reply["presence"] = to_wire(await presence.users_on_board(ns, board.id))
+    return reply
+
+
+async def board_leave(ns: HubNamespace, caller: Caller, payload: BoardLeave) -> dict[str, Any]:
+    await ns.leave_room(caller.sid, room_board(payload.board_id))
+    if await ns.deps.presence.leave_board(caller.sid, caller.user_id, payload.board_id):
+        me = PublicUser(id=caller.user_id, name=caller.name)
+        await ns.emit_to(
+            ServerEvent.PRESENCE,
+            presence.presence_event(payload.board_id, me, "left"),
+            room_board(payload.board_id),
+        )
+    return {"board_id": str(payload.board_id)}
+
+
+async def presence_list(ns: HubNamespace, caller: Caller, payload: PresenceList) -> dict[str, Any]:
+    async with ns.deps.pool.acquire() as conn:
+        await task_service.require_role(conn, payload.board_id, caller.user_id, write=False)
+    users = await presence.users_on_board(ns, payload.board_id)
+    return {"board_id": str(payload.board_id), "users": to_wire(users)}
+
+
+async def _board_of(ns: HubNamespace, payload: Any) -> Any:
+    board_id = getattr(payload, "board_id", None)
+    if board_id is not None:
+        return board_id
+    async with ns.deps.pool.acquire() as conn:
+        task = await tasks.get(conn, payload.task_id)
+    if task is None:
+        raise NotFound("task not found")
+    return task.board_id
+
+
+async def _write(
+    ns: HubNamespace,
+    caller: Caller,
+    event: ClientEvent,
+    server_event: ServerEvent,
+    payload: Any,
+    apply: Any,
+) -> Any:
+    """Run one task write: replay a repeated op_id, else apply, commit, then emit."""
+    board_id = await _board_of(ns, payload)
+    cid = correlation.current()
+    async with ns.board_lock(board_id):
+        async with transaction(ns.deps.pool) as conn:
+            if payload.op_id is not None:
+                earlier = await ops.claim(conn, caller.user_id, payload.op_id, event)
+                if earlier is not None:
+                    return earlier
+            result: TaskEvent = await apply(conn, cid)
+            ack = to_wire(result)
+            if payload.op_id is not None:
+                await ops.record(conn, caller.user_id, payload.op_id, ack)
+        await ns.emit_to(server_event, ack, room_board(result.board_id))
+    return ack
+
+
+async def task_create(ns: HubNamespace, caller: Caller, payload: TaskCreate) -> Any:
+    async def apply(conn: Connection, cid: str | None) -> TaskEvent:
+        return await task_service.create(conn, caller.user_id, payload, cid)
+
+    return await _write(
+        ns, caller, ClientEvent.TASK_CREATE, ServerEvent.TASK_CREATED, payload, apply
+    )
+
+
+async def task_update(ns: HubNamespace, caller: Caller, payload: TaskUpdate) -> Any:
+    async def apply(conn: Connection, cid: str | None) -> TaskEvent:
+        return await task_service.update(
+            conn, caller.user_id, payload.task_id, payload.base_version, payload.changes, cid
+        )
+
+    return await _write(
+        ns, caller, ClientEvent.TASK_UPDATE, ServerEvent.TASK_UPDATED, payload, apply
+    )
+
+
+async def task_move(ns: HubNamespace, caller: Caller, payload: TaskMove) -> Any:
+    async def apply(conn: Connection, cid: str | None) -> TaskEvent:
+        return await task_service.update(
+            conn, caller.user_id, payload.task_id, payload.base_version, payload.as_changes(), cid
+        )
+
+    return await _write(ns, caller, ClientEvent.TASK_MOVE, ServerEvent.TASK_UPDATED, payload, apply)
+
+
+async def task_delete(ns: HubNamespace, caller: Caller, payload: TaskDelete) -> Any:
+    async def apply(conn: Connection, cid: str | None) -> TaskEvent:
+        return await task_service.delete(
+            conn, caller.user_id, payload.task_id, payload.base_version, cid
+        )
+
+    return await _write(
+        ns, caller, ClientEvent.TASK_DELETE, ServerEvent.TASK_DELETED, payload, apply
+    )
+
+
+ROUTES: dict[str, Route] = {
+    ClientEvent.BOARD_JOIN: Route(BoardJoin, board_join),
+    ClientEvent.BOARD_LEAVE: Route(BoardLeave, board_leave),
+    ClientEvent.PRESENCE_LIST: Route(PresenceList, presence_list),
+    ClientEvent.TASK_CREATE: Route(TaskCreate, task_create),
+    ClientEvent.TASK_UPDATE: Route(TaskUpdate, task_update),
+    ClientEvent.TASK_MOVE: Route(TaskMove, task_move),
+    ClientEvent.TASK_DELETE: Route(TaskDelete, task_delete),
+}

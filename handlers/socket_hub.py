@@ -1,0 +1,155 @@
+"""The Socket.IO namespace: authenticate on connect, dispatch events, always ack.
+
+python-socketio sends no ack when a handler raises, and the client would only
+time out; so every event goes through `dispatch`, which turns any outcome into
+the envelope of protocol/envelope.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import socketio
+
+from handlers import accounts, presence
+from handlers.deps import Deps
+from protocol import correlation, envelope
+from protocol.errors import HubError, Internal, InvalidPayload, PayloadTooLarge, Unauthorized
+from protocol.events import RESERVED_EVENTS, room_user
+from protocol.payloads import Payload, parse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent an event, as established at connect."""
+
+    sid: str
+    user_id: uuid.UUID
+    name: str
+
+
+EventHandler = Callable[["HubNamespace", Caller, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    payload: type[Payload]
+    handler: EventHandler
+
+
+class HubNamespace(socketio.AsyncNamespace):
+    def __init__(self, deps: Deps, routes: dict[str, Route], namespace: str = "/") -> None:
+        super().__init__(namespace)
+        self.deps = deps
+        self.routes = routes
+        self.local_sids: set[str] = set()
+        self._board_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not token:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "unauthorized", "message": "connect with auth={'token': <access token>}"}
+            )
+        try:
+            user = await accounts.authenticate(self.deps, token)
+        except HubError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.to_dict()) from None
+        await self.save_session(sid, {"caller": Caller(sid=sid, user_id=user.id, name=user.name)})
+        await self.enter_room(sid, room_user(user.id))
+        await self.deps.presence.add_connection(sid, user.id, self.deps.node_id)
+        self.local_sids.add(sid)
+        self.deps.metrics.connections(+1)
+        log.info("socket connected", extra={"sid": sid, "user_id": str(user.id)})
+
+    async def on_disconnect(self, sid: str, reason: str) -> None:
+        if sid not in self.local_sids:
+            return  # the connect was refused
+        self.local_sids.discard(sid)
+        self.deps.metrics.connections(-1)
+        try:
+            await presence.connection_closed(self, sid, self.deps.node_id)
+        except Exception:
+            log.exception("presence cleanup failed", extra={"sid": sid})
+        log.info("socket disconnected", extra={"sid": sid, "reason": str(reason)})
+
+    # -- events --------------------------------------------------------------
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid, *data = args
+        return await self.dispatch(sid, event, data)
+
+    async def dispatch(self, sid: str, event: str, data: list[Any]) -> dict[str, Any]:
+        correlation.new_correlation_id()
+        started = time.perf_counter()
+        self.deps.metrics.event_in(event if event in self.routes else "unknown")
+        code: str | None = None
+        try:
+            result = envelope.ok(await self._handle(sid, event, data))
+        except HubError as exc:
+            code = exc.code.value
+            result = envelope.error(exc)
+        except Exception:
+            code = "internal"
+            cid = correlation.current()
+            log.exception("handler failed", extra={"event": event, "sid": sid})
+            result = envelope.error(Internal(f"internal error (correlation id {cid})"))
+        self.deps.metrics.acked(
+            event if event in self.routes else "unknown", time.perf_counter() - started, code
+        )
+        return result
+
+    async def _handle(self, sid: str, event: str, data: list[Any]) -> Any:
+        route = self.routes.get(event)
+        if route is None or event in RESERVED_EVENTS:
+            raise InvalidPayload(f"unknown event {event[:64]!r}", {"events": sorted(self.routes)})
+        if len(data) != 1:
+            raise InvalidPayload(f"{event} takes exactly one payload object")
+        if len(msgspec.json.encode(data[0])) > self.deps.limits.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload exceeds {self.deps.limits.max_payload_bytes} bytes",
+                {"limit": self.deps.limits.max_payload_bytes},
+            )
+        caller = await self.caller(sid)
+        payload = parse(route.payload, data[0])
+        return await route.handler(self, caller, payload)
+
+    async def caller(self, sid: str) -> Caller:
+        session = await self.get_session(sid)
+        caller = session.get("caller") if session else None
+        if caller is None:
+            raise Unauthorized("not connected")
+        return caller  # type: ignore[no-any-return]
+
+    # -- helpers for event handlers ------------------------------------------
+
+    async def emit_to(self, event: str, data: Any, room: str, skip_sid: str | None = None) -> None:
+        self.deps.metrics.event_out(event)
+        await self.emit(event, data, room=room, skip_sid=skip_sid)
+
+    @asynccontextmanager
+    async def board_lock(self, board_id: uuid.UUID) -> AsyncIterator[None]:
+        """Hold while writing and emitting, so this node emits a board's events in seq order."""
+        lock = self._board_locks.get(board_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._board_locks[board_id] = lock
+        async with lock:
+            yield

@@ -1,0 +1,1 @@
+"""Assembly: configuration, the app factory and lifecycle, the CLI, the dev stack."""

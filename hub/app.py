@@ -1,0 +1,105 @@
+"""The app factory: one aiohttp application holding the REST API and Socket.IO."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import socketio
+from aiohttp import web
+from redis.asyncio import Redis
+
+from handlers import accounts, boards_rest, health
+from handlers.deps import Deps, Limits
+from handlers.rest import DEPS, errors_middleware
+from handlers.socket_events import ROUTES
+from handlers.socket_hub import HubNamespace
+from hub import heartbeat
+from hub.config import Settings
+from hub.metrics import HubMetrics
+from hub.tokens import JwtAccessTokens
+from storage.db import create_pool
+from storage.keys import RedisKeys
+from storage.presence import Presence
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", HubMetrics)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+NAMESPACE = web.AppKey("namespace", HubNamespace)
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """PostgreSQL pool, Redis client and the handlers' dependencies, closed in reverse."""
+    settings = app[SETTINGS]
+    pool = await create_pool(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+    )
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        keys = RedisKeys(settings.redis_key_prefix)
+        deps = Deps(
+            pool=pool,
+            redis=redis,
+            keys=keys,
+            presence=Presence(redis, keys, connection_ttl=settings.node_ttl * 2),
+            tokens=JwtAccessTokens(
+                settings.jwt_secret, settings.jwt_algorithm, settings.access_token_ttl
+            ),
+            metrics=app[METRICS],
+            limits=Limits(
+                bcrypt_rounds=settings.bcrypt_rounds,
+                access_token_ttl=settings.access_token_ttl,
+                refresh_token_ttl=settings.refresh_token_ttl,
+                max_payload_bytes=settings.max_payload_bytes,
+            ),
+            node_id=settings.node_id,
+            kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        )
+        app[DEPS] = deps
+        namespace = HubNamespace(deps, ROUTES)
+        app[NAMESPACE] = namespace
+        app[SIO].register_namespace(namespace)
+        yield
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+async def _presence(app: web.Application) -> AsyncIterator[None]:
+    async with heartbeat.running(app[SETTINGS], app[NAMESPACE]):
+        yield
+
+
+async def _socketio_shutdown(app: web.Application) -> AsyncIterator[None]:
+    yield
+    # Closes client connections (they reconnect to another node) and the Redis listener.
+    await app[SIO].shutdown()
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    return web.Response(body=metrics.render(), headers={"Content-Type": metrics.content_type})
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_middleware], client_max_size=settings.max_payload_bytes
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = HubMetrics()
+    manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.socketio_channel)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        cors_allowed_origins=list(settings.cors_origins) or None,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        # Over-limit events are answered with payload_too_large by the dispatcher;
+        # only frames far past the limit close the connection at the transport.
+        max_http_buffer_size=settings.max_payload_bytes * 16,
+    )
+    sio.attach(app)
+    app[SIO] = sio
+    app.add_routes(accounts.routes() + boards_rest.routes() + health.routes())
+    app.router.add_get("/metrics", metrics_view)
+    app.cleanup_ctx.extend([_resources, _presence, _socketio_shutdown])
+    return app

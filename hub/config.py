@@ -1,0 +1,137 @@
+"""The one settings object, read from the environment only (12-factor)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A missing or malformed environment variable; the message names it."""
+
+
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(repr=False)
+    redis_url: str = field(repr=False)
+    kafka_bootstrap_servers: str
+    jwt_secret: str = field(repr=False)
+    host: str = "0.0.0.0"
+    port: int = 8080
+    node_id: str = field(default_factory=_default_node_id)
+    env: str = "production"
+    log_level: str = "INFO"
+    log_format: str = "json"
+    jwt_algorithm: str = "HS256"
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
+    bcrypt_rounds: int = 12
+    max_payload_bytes: int = 64 * 1024
+    redis_key_prefix: str = ""
+    kafka_topic_prefix: str = ""
+    socketio_channel: str = "taskhub-socketio"
+    heartbeat_interval: float = 5.0
+    node_ttl: float = 15.0
+    reap_interval: float = 5.0
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    cors_origins: tuple[str, ...] = ()
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "development"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Parse and validate; the only place that knows the variable names."""
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str | None = None) -> str:
+            value = env.get(name, "").strip()
+            if value:
+                return value
+            if default is None:
+                raise ConfigError(f"{name} is required but not set")
+            return default
+
+        def num(name: str, default: T, kind: Callable[[str], T], low: float, high: float) -> T:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+            if not low <= value <= high:  # type: ignore[operator]
+                raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
+            return value
+
+        def choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+            value = get(name, default)
+            if value not in allowed:
+                raise ConfigError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+            return value
+
+        database_url = get("DATABASE_URL")
+        if not database_url.startswith(("postgres://", "postgresql://")):
+            raise ConfigError("DATABASE_URL must be a postgresql:// URL")
+        redis_url = get("REDIS_URL")
+        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("REDIS_URL must be a redis:// or rediss:// URL")
+        kafka = get("KAFKA_BOOTSTRAP_SERVERS")
+        for server in kafka.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS entry {server!r} is not host:port")
+        jwt_secret = get("JWT_SECRET")
+        if len(jwt_secret) < 32:
+            raise ConfigError("JWT_SECRET must be at least 32 characters")
+        node_ttl = num("NODE_TTL", cls.node_ttl, float, 1, 3600)
+        heartbeat = num("HEARTBEAT_INTERVAL", cls.heartbeat_interval, float, 0.1, 600)
+        if heartbeat >= node_ttl:
+            raise ConfigError("HEARTBEAT_INTERVAL must be shorter than NODE_TTL")
+        origins = tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            kafka_bootstrap_servers=kafka,
+            jwt_secret=jwt_secret,
+            host=get("HOST", cls.host),
+            port=num("PORT", cls.port, int, 0, 65535),
+            node_id=get("NODE_ID", _default_node_id()),
+            env=choice("TASKHUB_ENV", cls.env, ("production", "development", "test")),
+            log_level=choice("LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+            log_format=choice("LOG_FORMAT", cls.log_format, ("json", "text")),
+            jwt_algorithm=choice("JWT_ALGORITHM", cls.jwt_algorithm, ("HS256", "HS384", "HS512")),
+            access_token_ttl=num("ACCESS_TOKEN_TTL", cls.access_token_ttl, int, 10, 86400),
+            refresh_token_ttl=num("REFRESH_TOKEN_TTL", cls.refresh_token_ttl, int, 60, 10**8),
+            bcrypt_rounds=num("BCRYPT_ROUNDS", cls.bcrypt_rounds, int, 4, 16),
+            max_payload_bytes=num("MAX_PAYLOAD_BYTES", cls.max_payload_bytes, int, 1024, 2**24),
+            redis_key_prefix=get("REDIS_KEY_PREFIX", ""),
+            kafka_topic_prefix=get("KAFKA_TOPIC_PREFIX", ""),
+            socketio_channel=get("SOCKETIO_CHANNEL", cls.socketio_channel),
+            heartbeat_interval=heartbeat,
+            node_ttl=node_ttl,
+            reap_interval=num("REAP_INTERVAL", cls.reap_interval, float, 0.1, 600),
+            db_pool_min=num("DB_POOL_MIN", cls.db_pool_min, int, 1, 100),
+            db_pool_max=num("DB_POOL_MAX", cls.db_pool_max, int, 1, 500),
+            ping_interval=num("PING_INTERVAL", cls.ping_interval, float, 1, 600),
+            ping_timeout=num("PING_TIMEOUT", cls.ping_timeout, float, 1, 600),
+            cors_origins=origins,
+        )
+
+    def public_summary(self) -> dict[str, object]:
+        """Every setting that is safe to log (no URL credentials, no secret)."""
+        hidden = {"database_url", "redis_url", "jwt_secret"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}

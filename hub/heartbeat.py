@@ -1,0 +1,47 @@
+"""This node's heartbeat and the reaper of dead nodes, as one owned task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from handlers import presence
+from handlers.socket_hub import HubNamespace
+from hub.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def _beat_and_reap(settings: Settings, ns: HubNamespace) -> None:
+    next_reap = 0.0
+    while True:
+        try:
+            await ns.deps.presence.heartbeat(
+                settings.node_id, settings.node_ttl, sorted(ns.local_sids)
+            )
+            if time.monotonic() >= next_reap:
+                next_reap = time.monotonic() + settings.reap_interval
+                await presence.reap_dead_nodes(ns)
+        except Exception:
+            log.exception("heartbeat or reaping failed; retrying")
+        await asyncio.sleep(min(settings.heartbeat_interval, settings.reap_interval))
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, ns: HubNamespace) -> AsyncIterator[asyncio.Task[None]]:
+    """Run the loop while the app lives; on a clean stop, leave nothing behind."""
+    task = asyncio.create_task(_beat_and_reap(settings, ns), name="presence-heartbeat")
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for sid in sorted(ns.local_sids):
+            with contextlib.suppress(Exception):
+                await presence.connection_closed(ns, sid, settings.node_id)
+        with contextlib.suppress(Exception):
+            await ns.deps.presence.forget_node(settings.node_id)

@@ -1,0 +1,121 @@
+"""One exception type per error code.
+
+Domain code raises these; the same value becomes a socket ack, a REST error
+body or a worker log line, so no layer invents its own error shape.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCode(StrEnum):
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    INVALID_PAYLOAD = "invalid_payload"
+    CONFLICT = "conflict"
+    VERSION_CONFLICT = "version_conflict"
+    RATE_LIMITED = "rate_limited"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class HubError(Exception):
+    """An expected failure with a code a client can act on."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
+    http_status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "internal error"
+
+    def __init__(self, message: str | None = None, details: Any = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": str(self.code), "message": self.message}
+        if self.details is not None:
+            body["details"] = self.details
+        return body
+
+
+class Unauthorized(HubError):
+    code = ErrorCode.UNAUTHORIZED
+    http_status = 401
+    default_message = "authentication required"
+
+
+class Forbidden(HubError):
+    code = ErrorCode.FORBIDDEN
+    http_status = 403
+    default_message = "not allowed"
+
+
+class NotFound(HubError):
+    code = ErrorCode.NOT_FOUND
+    http_status = 404
+    default_message = "not found"
+
+
+class InvalidPayload(HubError):
+    code = ErrorCode.INVALID_PAYLOAD
+    http_status = 400
+    default_message = "invalid payload"
+
+
+class Conflict(HubError):
+    """A uniqueness clash outside task versions (an email already registered)."""
+
+    code = ErrorCode.CONFLICT
+    http_status = 409
+    default_message = "already exists"
+
+
+class VersionConflict(HubError):
+    code = ErrorCode.VERSION_CONFLICT
+    http_status = 409
+    default_message = "the task changed since base_version"
+
+
+class RateLimited(HubError):
+    code = ErrorCode.RATE_LIMITED
+    http_status = 429
+    default_message = "too many requests"
+
+
+class PayloadTooLarge(HubError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+    http_status = 413
+    default_message = "payload too large"
+
+
+class Unavailable(HubError):
+    code = ErrorCode.UNAVAILABLE
+    http_status = 503
+    default_message = "a dependency is unavailable, try again"
+
+
+class Internal(HubError):
+    code = ErrorCode.INTERNAL
+    http_status = 500
+    default_message = "internal error"
+
+
+ERRORS_BY_CODE: dict[ErrorCode, type[HubError]] = {
+    cls.code: cls
+    for cls in (
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        InvalidPayload,
+        Conflict,
+        VersionConflict,
+        RateLimited,
+        PayloadTooLarge,
+        Unavailable,
+        Internal,
+    )
+}

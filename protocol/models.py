@@ -1,0 +1,121 @@
+"""Entities as they travel on the wire (server to client)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+
+class TaskStatus(StrEnum):
+    TODO = "todo"
+    IN_PROGRESS = "in_progress"
+    REVIEW = "review"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class TaskPriority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class TeamRole(StrEnum):
+    DEVELOPER = "developer"
+    DESIGNER = "designer"
+    TESTER = "tester"
+    PROJECT_MANAGER = "project_manager"
+
+
+class BoardRole(StrEnum):
+    OWNER = "owner"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+
+
+class UserRole(StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+    BOT = "bot"
+
+
+class User(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: UserRole
+    team_role: TeamRole | None = None
+    is_active: bool = True
+    created_at: datetime
+
+
+class PublicUser(msgspec.Struct, kw_only=True):
+    """What other members of a board may see of a user."""
+
+    id: uuid.UUID
+    name: str
+
+
+class Board(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    owner_id: uuid.UUID
+    seq: int
+    created_at: datetime
+    role: BoardRole | None = None
+
+
+class Member(msgspec.Struct, kw_only=True):
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: BoardRole
+
+
+class Task(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    board_id: uuid.UUID
+    title: str
+    description: str | None
+    status: TaskStatus
+    priority: TaskPriority
+    assignee_id: uuid.UUID | None
+    assigned_role: TeamRole | None
+    creator_id: uuid.UUID
+    tags: list[str]
+    start_date: datetime | None
+    due_date: datetime | None
+    completed_at: datetime | None
+    recurrence: str | None
+    epic: str | None
+    position: float
+    is_delayed: bool
+    deleted_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskEvent(msgspec.Struct, kw_only=True):
+    """One entry of a board's ordered history, as `task:*` server events carry it."""
+
+    event_id: uuid.UUID
+    board_id: uuid.UUID
+    seq: int
+    type: str
+    task_id: uuid.UUID
+    actor_id: uuid.UUID | None
+    task: Task
+    changes: dict[str, Any]
+    correlation_id: str | None
+    occurred_at: datetime
+
+
+def to_wire(value: Any) -> Any:
+    """Plain JSON/msgpack-ready builtins (UUIDs and datetimes as strings)."""
+    return msgspec.to_builtins(value)

@@ -1,0 +1,225 @@
+"""Client event payloads and their validation.
+
+Every field has a type, a bound and a clear error; unknown fields are refused so
+a typo in a client never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from protocol.errors import InvalidPayload
+from protocol.models import BoardRole, TaskPriority, TaskStatus, TeamRole
+
+Title = Annotated[str, Meta(min_length=1, max_length=255)]
+Description = Annotated[str, Meta(max_length=20_000)]
+Tag = Annotated[str, Meta(min_length=1, max_length=50)]
+Tags = Annotated[list[Tag], Meta(max_length=20)]
+Epic = Annotated[str, Meta(min_length=1, max_length=100)]
+Recurrence = Annotated[str, Meta(min_length=1, max_length=100)]
+Position = Annotated[float, Meta(ge=-1e15, le=1e15)]
+Version = Annotated[int, Meta(ge=1, le=2**62)]
+Seq = Annotated[int, Meta(ge=0, le=2**62)]
+Instant = Annotated[datetime, Meta(tz=True)]
+Email = Annotated[str, Meta(min_length=3, max_length=254)]
+Name = Annotated[str, Meta(min_length=1, max_length=100)]
+Password = Annotated[str, Meta(min_length=8, max_length=72)]
+BoardName = Annotated[str, Meta(min_length=1, max_length=120)]
+Limit = Annotated[int, Meta(ge=1, le=200)]
+
+_CRON_FIELD = r"[0-9*/,\-A-Za-z?]+"
+_RECURRENCE = re.compile(rf"^(daily|weekly|monthly|{_CRON_FIELD}( {_CRON_FIELD}){{4}})$")
+# Deliberately simple: a real address check is the confirmation mail, not a regex.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Payload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every client payload."""
+
+    def validate(self) -> None:
+        """Checks across fields; raises InvalidPayload."""
+
+
+def _check_recurrence(value: str | UnsetType | None) -> None:
+    if isinstance(value, str) and not _RECURRENCE.match(value):
+        raise InvalidPayload(
+            "recurrence must be daily, weekly, monthly or a 5-field cron expression",
+            details={"field": "recurrence"},
+        )
+
+
+def _check_dates(start: Any, due: Any) -> None:
+    if isinstance(start, datetime) and isinstance(due, datetime) and due < start:
+        raise InvalidPayload(
+            "due_date must not be before start_date", details={"field": "due_date"}
+        )
+
+
+# -- boards and presence ---------------------------------------------------
+
+
+class BoardJoin(Payload):
+    board_id: uuid.UUID
+    since_seq: Seq | None = None
+
+
+class BoardLeave(Payload):
+    board_id: uuid.UUID
+
+
+class PresenceList(Payload):
+    board_id: uuid.UUID
+
+
+# -- tasks -------------------------------------------------------------------
+
+
+class TaskChanges(Payload):
+    """The editable fields of a task; an absent field is left as it is."""
+
+    title: Title | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
+    status: TaskStatus | UnsetType = UNSET
+    priority: TaskPriority | UnsetType = UNSET
+    assignee_id: uuid.UUID | UnsetType | None = UNSET
+    assigned_role: TeamRole | UnsetType | None = UNSET
+    tags: Tags | UnsetType = UNSET
+    start_date: Instant | UnsetType | None = UNSET
+    due_date: Instant | UnsetType | None = UNSET
+    recurrence: Recurrence | UnsetType | None = UNSET
+    epic: Epic | UnsetType | None = UNSET
+    position: Position | UnsetType = UNSET
+
+    def fields(self) -> dict[str, Any]:
+        """The fields this edit sets, by name."""
+        return {
+            name: getattr(self, name)
+            for name in self.__struct_fields__
+            if getattr(self, name) is not UNSET
+        }
+
+    def validate(self) -> None:
+        if not self.fields():
+            raise InvalidPayload("changes must set at least one field")
+        _check_recurrence(self.recurrence)
+        _check_dates(self.start_date, self.due_date)
+
+
+class TaskCreate(Payload):
+    board_id: uuid.UUID
+    title: Title
+    description: Description | None = None
+    status: TaskStatus = TaskStatus.TODO
+    priority: TaskPriority = TaskPriority.MEDIUM
+    assignee_id: uuid.UUID | None = None
+    assigned_role: TeamRole | None = None
+    tags: Tags = msgspec.field(default_factory=list)
+    start_date: Instant | None = None
+    due_date: Instant | None = None
+    recurrence: Recurrence | None = None
+    epic: Epic | None = None
+    position: Position | None = None
+    op_id: uuid.UUID | None = None
+
+    def validate(self) -> None:
+        _check_recurrence(self.recurrence)
+        _check_dates(self.start_date, self.due_date)
+
+
+class TaskUpdate(Payload):
+    task_id: uuid.UUID
+    base_version: Version
+    changes: TaskChanges
+    op_id: uuid.UUID | None = None
+
+    def validate(self) -> None:
+        self.changes.validate()
+
+
+class TaskMove(Payload):
+    task_id: uuid.UUID
+    base_version: Version
+    position: Position
+    status: TaskStatus | UnsetType = UNSET
+    op_id: uuid.UUID | None = None
+
+    def as_changes(self) -> TaskChanges:
+        return TaskChanges(status=self.status, position=self.position)
+
+
+class TaskDelete(Payload):
+    task_id: uuid.UUID
+    base_version: Version | None = None
+    op_id: uuid.UUID | None = None
+
+
+# -- REST bodies -------------------------------------------------------------
+
+
+class Register(Payload):
+    email: Email
+    name: Name
+    password: Password
+
+    def validate(self) -> None:
+        if not _EMAIL.match(self.email):
+            raise InvalidPayload("email is not a valid address", details={"field": "email"})
+        if not self.name.strip():
+            raise InvalidPayload("name must not be blank", details={"field": "name"})
+
+
+class Login(Payload):
+    email: Annotated[str, Meta(max_length=254)]
+    password: Annotated[str, Meta(max_length=1024)]
+
+
+class RefreshRequest(Payload):
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=512)]
+
+
+class LogoutRequest(Payload):
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=512)] | None = None
+
+
+class BoardCreate(Payload):
+    name: BoardName
+
+    def validate(self) -> None:
+        if not self.name.strip():
+            raise InvalidPayload("name must not be blank", details={"field": "name"})
+
+
+class MemberAdd(Payload):
+    email: Email
+    role: BoardRole = BoardRole.EDITOR
+
+
+class TaskQuery(Payload):
+    """Query string of `GET /api/boards/{id}/tasks` (values arrive as strings)."""
+
+    status: TaskStatus | None = None
+    assignee_id: uuid.UUID | None = None
+    overdue: bool | None = None
+    limit: Limit = 50
+    after: Annotated[str, Meta(max_length=200)] | None = None
+
+
+P = TypeVar("P", bound=Payload)
+
+
+def parse(kind: type[P], raw: Any, *, from_strings: bool = False) -> P:
+    """Validate `raw` into `kind`, or raise InvalidPayload naming the bad field."""
+    if not isinstance(raw, dict):
+        raise InvalidPayload("payload must be an object")
+    try:
+        value = msgspec.convert(raw, kind, strict=not from_strings)
+    except msgspec.ValidationError as exc:
+        raise InvalidPayload(str(exc)) from None
+    value.validate()
+    return value

@@ -1,0 +1,1 @@
+"""PostgreSQL and Redis: every SQL statement and every Redis key lives here."""

@@ -1,0 +1,123 @@
+"""Boards and their members."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from protocol.errors import Conflict, NotFound
+from protocol.models import Board, BoardRole, Member
+from storage.db import Connection
+
+_BOARD = "b.id, b.name, b.owner_id, b.last_seq AS seq, b.created_at"
+
+
+def _board(row: asyncpg.Record) -> Board:
+    return Board(**{k: row[k] for k in Board.__struct_fields__ if k in row.keys()})
+
+
+async def create(conn: Connection, name: str, owner_id: uuid.UUID) -> Board:
+    row = await conn.fetchrow(
+        f"""WITH b AS (INSERT INTO boards (name, owner_id) VALUES ($1, $2)
+                       RETURNING id, name, owner_id, last_seq, created_at)
+            SELECT {_BOARD}, 'owner' AS role FROM b""",
+        name.strip(),
+        owner_id,
+    )
+    await conn.execute(
+        "INSERT INTO board_members (board_id, user_id, role) VALUES ($1, $2, 'owner')",
+        row["id"],
+        owner_id,
+    )
+    return _board(row)
+
+
+async def list_for_user(conn: Connection, user_id: uuid.UUID) -> list[Board]:
+    rows = await conn.fetch(
+        f"""SELECT {_BOARD}, m.role FROM boards b
+            JOIN board_members m ON m.board_id = b.id AND m.user_id = $1
+            ORDER BY b.created_at, b.id""",
+        user_id,
+    )
+    return [_board(r) for r in rows]
+
+
+async def get_for_member(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUID) -> Board | None:
+    """The board with the caller's role, or None when it does not exist."""
+    row = await conn.fetchrow(
+        f"""SELECT {_BOARD}, m.role FROM boards b
+            LEFT JOIN board_members m ON m.board_id = b.id AND m.user_id = $2
+            WHERE b.id = $1""",
+        board_id,
+        user_id,
+    )
+    return _board(row) if row else None
+
+
+async def role_of(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUID) -> BoardRole | None:
+    role = await conn.fetchval(
+        "SELECT role FROM board_members WHERE board_id = $1 AND user_id = $2", board_id, user_id
+    )
+    return BoardRole(role) if role else None
+
+
+async def exists(conn: Connection, board_id: uuid.UUID) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM boards WHERE id = $1)", board_id))
+
+
+async def members(conn: Connection, board_id: uuid.UUID) -> list[Member]:
+    rows = await conn.fetch(
+        """SELECT u.id AS user_id, u.email::text AS email, u.name, m.role
+           FROM board_members m JOIN users u ON u.id = m.user_id
+           WHERE m.board_id = $1 ORDER BY m.created_at, u.id""",
+        board_id,
+    )
+    return [Member(**dict(r)) for r in rows]
+
+
+async def add_member(
+    conn: Connection, board_id: uuid.UUID, user_id: uuid.UUID, role: BoardRole
+) -> Member:
+    try:
+        row = await conn.fetchrow(
+            """WITH m AS (INSERT INTO board_members (board_id, user_id, role) VALUES ($1, $2, $3)
+                          RETURNING user_id, role)
+               SELECT u.id AS user_id, u.email::text AS email, u.name, m.role
+               FROM m JOIN users u ON u.id = m.user_id""",
+            board_id,
+            user_id,
+            role.value,
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("this user is already a member of the board") from None
+    return Member(**dict(row))
+
+
+async def remove_member(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    removed = await conn.fetchval(
+        "DELETE FROM board_members WHERE board_id = $1 AND user_id = $2 RETURNING role",
+        board_id,
+        user_id,
+    )
+    if removed is None:
+        raise NotFound("no such member on this board")
+
+
+async def count_owners(conn: Connection, board_id: uuid.UUID) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM board_members WHERE board_id = $1 AND role = 'owner'", board_id
+        )
+    )
+
+
+async def next_seq(conn: Connection, board_id: uuid.UUID) -> int:
+    """Hand out the board's next seq; the row lock it takes serialises the board's writers
+    until the transaction ends, and a rollback gives the number back (gap-free)."""
+    seq = await conn.fetchval(
+        "UPDATE boards SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq", board_id
+    )
+    if seq is None:
+        raise NotFound("board not found")
+    return int(seq)

@@ -1,0 +1,44 @@
+"""The Redis key scheme (DESIGN.md "Redis keys"), behind one optional prefix.
+
+The prefix lets tests, or two deployments sharing one Redis, keep apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    prefix: str = ""
+
+    def connection(self, sid: str) -> str:
+        return f"{self.prefix}ws:connection:{sid}"
+
+    def connection_boards(self, sid: str) -> str:
+        return f"{self.prefix}ws:connection:{sid}:boards"
+
+    def user_connections(self, user_id: object) -> str:
+        return f"{self.prefix}ws:user:{user_id}:connections"
+
+    def node(self, node_id: str) -> str:
+        return f"{self.prefix}ws:node:{node_id}"
+
+    def node_connections(self, node_id: str) -> str:
+        return f"{self.prefix}ws:node:{node_id}:connections"
+
+    def nodes(self) -> str:
+        return f"{self.prefix}ws:nodes"
+
+    def reap_lock(self, node_id: str) -> str:
+        return f"{self.prefix}ws:node:{node_id}:reaping"
+
+    def board_presence(self, board_id: object) -> str:
+        """Hash of sid -> user_id for the connections that joined the board."""
+        return f"{self.prefix}ws:board:{board_id}:presence"
+
+    def session(self, user_id: object) -> str:
+        return f"{self.prefix}session:{user_id}"
+
+    def notifications_channel(self) -> str:
+        return f"{self.prefix}pubsub:notifications"

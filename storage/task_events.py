@@ -1,0 +1,84 @@
+"""A board's ordered history, which is also the outbox the relay publishes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from protocol.models import Task, TaskEvent, to_wire
+from storage.db import Connection
+
+_COLUMNS = "event_id, board_id, seq, type, task_id, actor_id, payload, correlation_id, created_at"
+
+
+def _event(row: asyncpg.Record) -> TaskEvent:
+    payload = row["payload"]
+    return TaskEvent(
+        event_id=row["event_id"],
+        board_id=row["board_id"],
+        seq=row["seq"],
+        type=row["type"],
+        task_id=row["task_id"],
+        actor_id=row["actor_id"],
+        task=msgspec.convert(payload["task"], Task, strict=False),
+        changes=payload["changes"],
+        correlation_id=row["correlation_id"],
+        occurred_at=row["created_at"],
+    )
+
+
+async def append(
+    conn: Connection,
+    *,
+    seq: int,
+    type: str,
+    task: Task,
+    actor_id: uuid.UUID | None,
+    changes: dict[str, Any],
+    correlation_id: str | None,
+) -> TaskEvent:
+    """Insert the event of a write, in the writing transaction.
+
+    The payload keeps the changed fields (before and after), the version the
+    write produced (what the field merge reads) and the task as it then was
+    (what catch-up after a reconnect replays).
+    """
+    payload = {"version": task.version, "changes": changes, "task": to_wire(task)}
+    row = await conn.fetchrow(
+        f"""INSERT INTO task_events
+                (board_id, seq, task_id, type, actor_id, payload, correlation_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}""",
+        task.board_id,
+        seq,
+        task.id,
+        type,
+        actor_id,
+        payload,
+        correlation_id,
+    )
+    return _event(row)
+
+
+async def fields_changed_since(conn: Connection, task_id: uuid.UUID, version: int) -> set[str]:
+    """Names of the fields that writes after `version` changed."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT jsonb_object_keys(payload -> 'changes') AS field FROM task_events
+           WHERE task_id = $1 AND (payload ->> 'version')::int > $2""",
+        task_id,
+        version,
+    )
+    return {r["field"] for r in rows}
+
+
+async def since(conn: Connection, board_id: uuid.UUID, seq: int, limit: int) -> list[TaskEvent]:
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM task_events WHERE board_id = $1 AND seq > $2
+            ORDER BY seq LIMIT $3""",
+        board_id,
+        seq,
+        limit,
+    )
+    return [_event(r) for r in rows]

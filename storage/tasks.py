@@ -1,0 +1,173 @@
+"""Tasks: the versioned rows that live edits change."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import asyncpg
+
+from protocol.errors import InvalidPayload
+from protocol.models import Task, TaskStatus
+from storage.db import Connection
+
+_COLUMNS = ", ".join(Task.__struct_fields__)
+
+# Fields a client may set; their names are also the column names.
+EDITABLE = frozenset(
+    {
+        "title",
+        "description",
+        "status",
+        "priority",
+        "assignee_id",
+        "assigned_role",
+        "tags",
+        "start_date",
+        "due_date",
+        "recurrence",
+        "epic",
+        "position",
+    }
+)
+
+
+def _task(row: asyncpg.Record) -> Task:
+    return Task(**dict(row))
+
+
+def _db_value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+async def insert(
+    conn: Connection, board_id: uuid.UUID, creator_id: uuid.UUID, fields: dict[str, Any]
+) -> Task:
+    values = {k: _db_value(v) for k, v in fields.items() if k in EDITABLE}
+    if values.get("position") is None:
+        values["position"] = await conn.fetchval(
+            """SELECT coalesce(max(position), 0) + 1024 FROM tasks
+               WHERE board_id = $1 AND status = $2 AND deleted_at IS NULL""",
+            board_id,
+            values.get("status", TaskStatus.TODO.value),
+        )
+    names = ["board_id", "creator_id", *values]
+    params = [board_id, creator_id, *values.values()]
+    placeholders = ", ".join(f"${i}" for i in range(1, len(params) + 1))
+    completed = ", completed_at" if values.get("status") == TaskStatus.DONE.value else ""
+    completed_value = ", now()" if completed else ""
+    try:
+        row = await conn.fetchrow(
+            f"""INSERT INTO tasks ({", ".join(names)}{completed})
+                VALUES ({placeholders}{completed_value}) RETURNING {_COLUMNS}""",
+            *params,
+        )
+    except asyncpg.CheckViolationError as exc:
+        raise InvalidPayload(f"task violates {exc.constraint_name}") from None
+    return _task(row)
+
+
+async def get(conn: Connection, task_id: uuid.UUID) -> Task | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM tasks WHERE id = $1", task_id)
+    return _task(row) if row else None
+
+
+async def update_if_version(
+    conn: Connection, task_id: uuid.UUID, version: int, changes: dict[str, Any]
+) -> Task | None:
+    """One conditional UPDATE; None when the stored version is no longer `version`."""
+    sets: list[str] = []
+    params: list[Any] = [task_id, version]
+    for name, value in changes.items():
+        if name not in EDITABLE:
+            raise ValueError(f"{name} is not editable")
+        params.append(_db_value(value))
+        sets.append(f"{name} = ${len(params)}")
+        if name == "status":
+            # completed_at is set exactly while the status is done (a CHECK holds it)
+            sets.append(
+                f"completed_at = CASE WHEN ${len(params)} = 'done'"
+                " THEN coalesce(completed_at, now()) END"
+            )
+    try:
+        row = await conn.fetchrow(
+            f"""UPDATE tasks SET {", ".join(sets)}, version = version + 1, updated_at = now()
+                WHERE id = $1 AND version = $2 AND deleted_at IS NULL RETURNING {_COLUMNS}""",
+            *params,
+        )
+    except asyncpg.CheckViolationError as exc:
+        raise InvalidPayload(f"the edit violates {exc.constraint_name}") from None
+    return _task(row) if row else None
+
+
+async def soft_delete_if_version(conn: Connection, task_id: uuid.UUID, version: int) -> Task | None:
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET deleted_at = now(), version = version + 1, updated_at = now()
+            WHERE id = $1 AND version = $2 AND deleted_at IS NULL RETURNING {_COLUMNS}""",
+        task_id,
+        version,
+    )
+    return _task(row) if row else None
+
+
+async def live_on_board(conn: Connection, board_id: uuid.UUID) -> list[Task]:
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM tasks WHERE board_id = $1 AND deleted_at IS NULL
+            ORDER BY status, position, id""",
+        board_id,
+    )
+    return [_task(r) for r in rows]
+
+
+def encode_cursor(task: Task) -> str:
+    raw = f"{task.created_at.isoformat()}|{task.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, task_id = raw.partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(task_id)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidPayload("after is not a cursor this API returned") from None
+
+
+async def page(
+    conn: Connection,
+    board_id: uuid.UUID,
+    *,
+    status: TaskStatus | None,
+    assignee_id: uuid.UUID | None,
+    overdue: bool | None,
+    limit: int,
+    after: str | None,
+) -> tuple[list[Task], str | None]:
+    """Live tasks oldest first, keyset-paginated on (created_at, id)."""
+    where = ["board_id = $1", "deleted_at IS NULL"]
+    params: list[Any] = [board_id]
+    if status is not None:
+        params.append(status.value)
+        where.append(f"status = ${len(params)}")
+    if assignee_id is not None:
+        params.append(assignee_id)
+        where.append(f"assignee_id = ${len(params)}")
+    if overdue is not None:
+        test = "due_date < now() AND status NOT IN ('done', 'cancelled')"
+        where.append(f"({test})" if overdue else f"NOT coalesce({test}, false)")
+    if after:
+        created, task_id = decode_cursor(after)
+        params += [created, task_id]
+        where.append(f"(created_at, id) > (${len(params) - 1}, ${len(params)})")
+    params.append(limit + 1)
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM tasks WHERE {" AND ".join(where)}
+            ORDER BY created_at, id LIMIT ${len(params)}""",
+        *params,
+    )
+    tasks = [_task(r) for r in rows[:limit]]
+    cursor = encode_cursor(tasks[-1]) if len(rows) > limit and tasks else None
+    return tasks, cursor

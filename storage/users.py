@@ -1,0 +1,62 @@
+"""Users: accounts of people, admins and bots."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from protocol.errors import Conflict
+from protocol.models import PublicUser, User
+from storage.db import Connection
+
+_USER_COLUMNS = "id, email::text AS email, name, role, team_role, is_active, created_at"
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(**{k: row[k] for k in User.__struct_fields__})
+
+
+async def create(conn: Connection, email: str, name: str, password_hash: str) -> User:
+    try:
+        row = await conn.fetchrow(
+            f"""INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3)
+                RETURNING {_USER_COLUMNS}""",
+            email.strip(),
+            name.strip(),
+            password_hash,
+        )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("an account with this email already exists") from None
+    return _user(row)
+
+
+async def get(conn: Connection, user_id: uuid.UUID) -> User | None:
+    row = await conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE id = $1", user_id)
+    return _user(row) if row else None
+
+
+async def get_credentials(conn: Connection, email: str) -> tuple[User, str | None] | None:
+    """The user and password hash for a login; emails compare case-insensitively."""
+    row = await conn.fetchrow(
+        f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email = $1", email.strip()
+    )
+    return (_user(row), row["password_hash"]) if row else None
+
+
+async def get_by_email(conn: Connection, email: str) -> User | None:
+    row = await conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM users WHERE email = $1", email.strip())
+    return _user(row) if row else None
+
+
+async def set_active(conn: Connection, user_id: uuid.UUID, active: bool) -> None:
+    await conn.execute(
+        "UPDATE users SET is_active = $2, updated_at = now() WHERE id = $1", user_id, active
+    )
+
+
+async def public(conn: Connection, user_ids: list[uuid.UUID]) -> list[PublicUser]:
+    rows = await conn.fetch(
+        "SELECT id, name FROM users WHERE id = ANY($1::uuid[]) ORDER BY name, id", user_ids
+    )
+    return [PublicUser(id=r["id"], name=r["name"]) for r in rows]
