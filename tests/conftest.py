@@ -1,0 +1,125 @@
+"""Real servers for the suite: the embedded PostgreSQL, Redis and Kafka broker
+(started once per session), or the ones named by DATABASE_URL / REDIS_URL /
+KAFKA_BOOTSTRAP_SERVERS. Each test gets its own database, Redis key prefix,
+Socket.IO channel and topic prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from hub.app import create_app
+from hub.config import Settings
+from hub.devstack import EmbeddedStack
+from storage.migrate import migrate
+from tests.support import Hub
+
+TEMPLATE_DB = "taskhub_test_template"
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[dict[str, str]]:
+    """URLs of running servers; embedded ones are started for what is not configured."""
+    with tempfile.TemporaryDirectory(prefix="taskhub-test-") as folder:
+        stack = EmbeddedStack(Path(folder), persistent=False)
+        env = {
+            k: os.environ[k]
+            for k in ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
+            if os.environ.get(k)
+        }
+        try:
+            env = stack.fill_env(env, lambda message: None)
+            env["JWT_SECRET"] = "test-secret-" + "x" * 40
+            asyncio.run(_make_template(env["DATABASE_URL"]))
+            yield env
+        finally:
+            stack.stop()
+
+
+async def _make_template(dsn: str) -> None:
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB}")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    finally:
+        await admin.close()
+    await migrate(with_database(dsn, TEMPLATE_DB))
+
+
+@pytest.fixture
+async def database(services: dict[str, str]) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(services["DATABASE_URL"])
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+        yield with_database(services["DATABASE_URL"], name)
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+@pytest.fixture
+def make_settings(services: dict[str, str], database: str) -> Callable[..., Settings]:
+    """Settings for a hub node of this test; keyword overrides are env variable names."""
+    run = uuid.uuid4().hex[:12]
+
+    def make(**overrides: str) -> Settings:
+        env = {
+            **services,
+            "DATABASE_URL": database,
+            "TASKHUB_ENV": "test",
+            "BCRYPT_ROUNDS": "4",
+            "REDIS_KEY_PREFIX": f"test:{run}:",
+            "SOCKETIO_CHANNEL": f"test-sio-{run}",
+            "KAFKA_TOPIC_PREFIX": f"test-{run}-",
+            "HEARTBEAT_INTERVAL": "0.5",
+            "NODE_TTL": "2",
+            "REAP_INTERVAL": "0.5",
+            "LOG_FORMAT": "text",
+            "NODE_ID": f"node-{uuid.uuid4().hex[:8]}",
+        }
+        env.update(overrides)
+        return Settings.from_env(env)
+
+    return make
+
+
+@pytest.fixture
+async def start_hub(make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[..., object]]:
+    """Start hub nodes on real ports; each is stopped at the end of the test."""
+    servers: list[TestServer] = []
+
+    async def start(**overrides: str) -> Hub:
+        settings = make_settings(**overrides)
+        app: web.Application = create_app(settings)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return Hub(
+            url=str(server.make_url("")).rstrip("/"), app=app, server=server, settings=settings
+        )
+
+    yield start
+    for server in reversed(servers):
+        await server.close()
+
+
+@pytest.fixture
+async def hub(start_hub: Callable[..., object]) -> Hub:
+    return await start_hub()  # type: ignore[no-any-return,misc]

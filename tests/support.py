@@ -1,0 +1,141 @@
+"""Helpers that act as a user would: REST calls and real Socket.IO clients."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import asyncpg
+import socketio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from hub.config import Settings
+
+
+@dataclass
+class Hub:
+    url: str
+    app: web.Application
+    server: TestServer
+    settings: Settings
+
+    async def request(
+        self, method: str, path: str, *, token: str | None = None, json: Any = None, **kw: Any
+    ) -> tuple[int, Any]:
+        headers = kw.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, self.url + path, json=json, headers=headers, **kw) as resp,
+        ):
+            body = (
+                await resp.json() if resp.content_type == "application/json" else await resp.text()
+            )
+            return resp.status, body
+
+    async def register(self, name: str = "User", email: str | None = None) -> Account:
+        email = email or f"{name.lower().replace(' ', '.')}.{uuid.uuid4().hex[:8]}@example.com"
+        status, body = await self.request(
+            "POST",
+            "/api/auth/register",
+            json={"email": email, "name": name, "password": "s3cret-pass"},
+        )
+        assert status == 201, body
+        return Account(
+            id=body["user"]["id"],
+            email=email,
+            password="s3cret-pass",
+            access_token=body["access_token"],
+            refresh_token=body["refresh_token"],
+        )
+
+    async def create_board(self, owner: Account, name: str = "Board") -> str:
+        status, body = await self.request(
+            "POST", "/api/boards", token=owner.access_token, json={"name": name}
+        )
+        assert status == 201, body
+        return str(body["id"])
+
+    async def add_member(self, owner: Account, board_id: str, member: Account, role: str) -> None:
+        status, body = await self.request(
+            "POST",
+            f"/api/boards/{board_id}/members",
+            token=owner.access_token,
+            json={"email": member.email, "role": role},
+        )
+        assert status == 201, body
+
+    async def db(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.settings.database_url)
+
+    async def peer(self, account: Account, **kw: Any) -> Peer:
+        peer = Peer(self.url, account.access_token)
+        await peer.connect(**kw)
+        return peer
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+
+@dataclass
+class Peer:
+    """A Socket.IO client over a real websocket that records what it receives."""
+
+    url: str
+    token: str
+    sio: socketio.AsyncClient = field(
+        default_factory=lambda: socketio.AsyncClient(reconnection=False)
+    )
+    received: list[tuple[str, Any]] = field(default_factory=list)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def connect(self, transports: list[str] | None = None) -> None:
+        @self.sio.on("*")
+        async def record(event: str, data: Any) -> None:
+            self.received.append((event, data))
+            self._arrived.set()
+
+        await self.sio.connect(
+            self.url,
+            auth={"token": self.token},
+            transports=transports or ["websocket"],
+            wait_timeout=5,
+        )
+
+    async def call(self, event: str, *payload: Any, timeout: float = 10) -> Any:
+        return await self.sio.call(
+            event, payload[0] if len(payload) == 1 else payload, timeout=timeout
+        )
+
+    def events(self, name: str) -> list[Any]:
+        return [data for event, data in self.received if event == name]
+
+    async def wait_for(self, name: str, count: int = 1, timeout: float = 5) -> list[Any]:
+        """Wait until `count` events called `name` arrived; returns all of them."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.events(name)) < count:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"got {len(self.events(name))} of {count} {name!r} events: {self.received}"
+                )
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                pass
+        return self.events(name)
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
