@@ -42,6 +42,7 @@ async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> di
             ServerEvent.PRESENCE,
             presence.presence_event(board.id, me, "joined"),
             room_board(board.id),
+            skip_sid=caller.sid,  # the joiner learns the presence from its ack
         )
     async with transaction(ns.deps.pool, isolation="repeatable_read", readonly=True) as conn:
         board = await boards.get_for_member(conn, payload.board_id, caller.user_id)

@@ -75,11 +75,15 @@ async def database(services: dict[str, str]) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def make_settings(services: dict[str, str], database: str) -> Callable[..., Settings]:
-    """Settings for a hub node of this test; keyword overrides are env variable names."""
+def node_env(services: dict[str, str], database: str) -> Callable[..., dict[str, str]]:
+    """The environment of a hub node of this test; keyword overrides are variable names.
+
+    Every node of one test shares the database, Redis prefix and Socket.IO channel,
+    as the nodes of one deployment do.
+    """
     run = uuid.uuid4().hex[:12]
 
-    def make(**overrides: str) -> Settings:
+    def make(**overrides: str) -> dict[str, str]:
         env = {
             **services,
             "DATABASE_URL": database,
@@ -95,7 +99,15 @@ def make_settings(services: dict[str, str], database: str) -> Callable[..., Sett
             "NODE_ID": f"node-{uuid.uuid4().hex[:8]}",
         }
         env.update(overrides)
-        return Settings.from_env(env)
+        return env
+
+    return make
+
+
+@pytest.fixture
+def make_settings(node_env: Callable[..., dict[str, str]]) -> Callable[..., Settings]:
+    def make(**overrides: str) -> Settings:
+        return Settings.from_env(node_env(**overrides))
 
     return make
 
