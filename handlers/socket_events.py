@@ -7,6 +7,7 @@ from typing import Any
 from handlers import presence, task_service
 from handlers.socket_hub import Caller, HubNamespace, Route
 from protocol import correlation
+from protocol.catalog import CLIENT_EVENTS
 from protocol.errors import Forbidden, NotFound
 from protocol.events import ClientEvent, ServerEvent, room_board
 from protocol.models import PublicUser, TaskEvent, to_wire
@@ -156,12 +157,18 @@ async def task_delete(ns: HubNamespace, caller: Caller, payload: TaskDelete) -> 
     )
 
 
+_HANDLERS = {
+    ClientEvent.BOARD_JOIN: board_join,
+    ClientEvent.BOARD_LEAVE: board_leave,
+    ClientEvent.PRESENCE_LIST: presence_list,
+    ClientEvent.TASK_CREATE: task_create,
+    ClientEvent.TASK_UPDATE: task_update,
+    ClientEvent.TASK_MOVE: task_move,
+    ClientEvent.TASK_DELETE: task_delete,
+}
+assert _HANDLERS.keys() == CLIENT_EVENTS.keys(), "every cataloged event needs a handler"
+
 ROUTES: dict[str, Route] = {
-    ClientEvent.BOARD_JOIN: Route(BoardJoin, board_join),
-    ClientEvent.BOARD_LEAVE: Route(BoardLeave, board_leave),
-    ClientEvent.PRESENCE_LIST: Route(PresenceList, presence_list),
-    ClientEvent.TASK_CREATE: Route(TaskCreate, task_create),
-    ClientEvent.TASK_UPDATE: Route(TaskUpdate, task_update),
-    ClientEvent.TASK_MOVE: Route(TaskMove, task_move),
-    ClientEvent.TASK_DELETE: Route(TaskDelete, task_delete),
+    event.value: Route(CLIENT_EVENTS[event].payload, handler)
+    for event, handler in _HANDLERS.items()
 }

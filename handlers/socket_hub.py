@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import socketio
 
 from handlers import accounts, presence
@@ -25,7 +24,7 @@ from handlers.deps import Deps
 from protocol import correlation, envelope
 from protocol.errors import HubError, Internal, InvalidPayload, PayloadTooLarge, Unauthorized
 from protocol.events import RESERVED_EVENTS, room_user
-from protocol.payloads import Payload, parse
+from protocol.payloads import Payload, encoded_size, parse
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +90,15 @@ class HubNamespace(socketio.AsyncNamespace):
     # -- events --------------------------------------------------------------
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in ("connect", "disconnect"):
-            return await super().trigger_event(event, *args)
         sid, *data = args
+        # A client can send an event *named* connect or disconnect; only the
+        # server's own lifecycle calls (while the sid is still connecting, or
+        # already leaving) may reach on_connect / on_disconnect.
+        manager = self.server.manager
+        if event == "connect" and manager.is_pre_connected(sid, self.namespace):
+            return await super().trigger_event(event, *args)
+        if event == "disconnect" and not manager.is_connected(sid, self.namespace):
+            return await super().trigger_event(event, *args)
         return await self.dispatch(sid, event, data)
 
     async def dispatch(self, sid: str, event: str, data: list[Any]) -> dict[str, Any]:
@@ -122,7 +127,7 @@ class HubNamespace(socketio.AsyncNamespace):
             raise InvalidPayload(f"unknown event {event[:64]!r}", {"events": sorted(self.routes)})
         if len(data) != 1:
             raise InvalidPayload(f"{event} takes exactly one payload object")
-        if len(msgspec.json.encode(data[0])) > self.deps.limits.max_payload_bytes:
+        if encoded_size(data[0]) > self.deps.limits.max_payload_bytes:
             raise PayloadTooLarge(
                 f"payload exceeds {self.deps.limits.max_payload_bytes} bytes",
                 {"limit": self.deps.limits.max_payload_bytes},

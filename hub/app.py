@@ -13,7 +13,7 @@ from handlers.deps import Deps, Limits
 from handlers.rest import DEPS, errors_middleware
 from handlers.socket_events import ROUTES
 from handlers.socket_hub import HubNamespace
-from hub import heartbeat
+from hub import heartbeat, maintenance
 from hub.config import Settings
 from hub.metrics import HubMetrics
 from hub.tokens import JwtAccessTokens
@@ -64,8 +64,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
-async def _presence(app: web.Application) -> AsyncIterator[None]:
-    async with heartbeat.running(app[SETTINGS], app[NAMESPACE]):
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    async with (
+        heartbeat.running(app[SETTINGS], app[NAMESPACE]),
+        maintenance.running(app[DEPS].pool),
+    ):
         yield
 
 
@@ -101,5 +104,5 @@ def create_app(settings: Settings) -> web.Application:
     app[SIO] = sio
     app.add_routes(accounts.routes() + boards_rest.routes() + health.routes())
     app.router.add_get("/metrics", metrics_view)
-    app.cleanup_ctx.extend([_resources, _presence, _socketio_shutdown])
+    app.cleanup_ctx.extend([_resources, _background, _socketio_shutdown])
     return app

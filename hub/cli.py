@@ -15,6 +15,7 @@ from hub import logs
 from hub.app import create_app
 from hub.config import ConfigError, Settings
 from hub.demo import DEMO_USERS, seed_demo
+from protocol.docs import render as render_protocol
 from storage.db import create_pool
 from storage.migrate import migrate
 from storage.topics import ensure_topics
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("dev", help="start the embedded PostgreSQL, Redis and Kafka, seed, serve")
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("seed-demo", help="create the demo users, board and tasks if missing")
+    docs = sub.add_parser("docs", help="write docs/PROTOCOL.md from the protocol structs")
+    docs.add_argument("--output", default="docs/PROTOCOL.md")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(_settings())
@@ -98,6 +101,9 @@ def main(argv: list[str] | None = None) -> None:
         settings = _settings()
         applied = asyncio.run(migrate(settings.database_url, progress=_say))
         _say(f"{len(applied)} migration(s) applied")
+    elif args.command == "docs":
+        Path(args.output).write_text(render_protocol(), encoding="utf-8")
+        _say(f"wrote {args.output}")
     elif args.command == "seed-demo":
         settings = _settings()
         asyncio.run(_prepare(settings, seed=True))

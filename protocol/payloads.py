@@ -213,10 +213,38 @@ class TaskQuery(Payload):
 P = TypeVar("P", bound=Payload)
 
 
+def check_text(raw: Any) -> None:
+    """Refuse text no store can hold: NUL characters and lone surrogates."""
+    pending = [raw]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidPayload("text must not contain NUL characters")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidPayload("text must be valid Unicode (no lone surrogates)") from None
+
+
+def encoded_size(raw: Any) -> int:
+    """Bytes of `raw` as JSON, the measure of the payload size limit."""
+    try:
+        return len(msgspec.json.encode(raw))
+    except UnicodeEncodeError:
+        raise InvalidPayload("text must be valid Unicode (no lone surrogates)") from None
+
+
 def parse(kind: type[P], raw: Any, *, from_strings: bool = False) -> P:
     """Validate `raw` into `kind`, or raise InvalidPayload naming the bad field."""
     if not isinstance(raw, dict):
         raise InvalidPayload("payload must be an object")
+    check_text(raw)
     try:
         value = msgspec.convert(raw, kind, strict=not from_strings)
     except msgspec.ValidationError as exc:

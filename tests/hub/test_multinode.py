@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,23 +22,26 @@ async def node_process(
     node_env: Callable[..., dict[str, str]],
 ) -> AsyncIterator[Callable[..., object]]:
     """Start `taskhub serve` as a real separate process (a second node)."""
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[asyncio.subprocess.Process] = []
 
-    async def start(**overrides: str) -> tuple[str, subprocess.Popen[bytes]]:
+    async def start(**overrides: str) -> tuple[str, asyncio.subprocess.Process]:
         port = free_port()
         env = {**os.environ, **node_env(PORT=str(port), HOST="127.0.0.1", **overrides)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "serve"],
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hub.cli",
+            "serve",
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as session:
             while True:
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                assert proc.returncode is None, "the node exited while starting"
                 try:
                     async with session.get(url + "/healthz") as resp:
                         if resp.status == 200:
@@ -51,11 +53,9 @@ async def node_process(
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.terminate()
-            proc.wait(10)
-        if proc.stderr:
-            proc.stderr.close()
+            await asyncio.wait_for(proc.wait(), 10)
 
 
 async def test_edits_cross_nodes_and_dead_node_presence_is_reaped(
@@ -91,7 +91,7 @@ async def test_edits_cross_nodes_and_dead_node_presence_is_reaped(
 
         # Node B dies without any chance to clean up.
         proc_b.send_signal(signal.SIGKILL)
-        proc_b.wait(10)
+        await asyncio.wait_for(proc_b.wait(), 10)
         killed_at = time.monotonic()
         left = await a.wait_for("presence", count=2, timeout=30)
         cleared_after = time.monotonic() - killed_at

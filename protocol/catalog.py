@@ -1,0 +1,127 @@
+"""Every client event with its payload and what its ack carries; every server event.
+
+The handlers' routing table and docs/PROTOCOL.md are both built from this, so
+the documentation cannot drift from what the server accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.events import ClientEvent, ServerEvent
+from protocol.payloads import (
+    BoardJoin,
+    BoardLeave,
+    Payload,
+    PresenceList,
+    TaskCreate,
+    TaskDelete,
+    TaskMove,
+    TaskUpdate,
+)
+
+_TASK_EVENT_ACK = (
+    "the task event: `event_id`, `board_id`, `seq`, `type`, `task_id`, `actor_id`, "
+    "`task` (the task after the write), `changes` (`{field: {before, after}}`), "
+    "`correlation_id`, `occurred_at`"
+)
+
+
+@dataclass(frozen=True)
+class ClientEventSpec:
+    event: ClientEvent
+    payload: type[Payload]
+    summary: str
+    ack: str
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServerEventSpec:
+    event: ServerEvent
+    room: str
+    summary: str
+
+
+CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
+    spec.event: spec
+    for spec in (
+        ClientEventSpec(
+            ClientEvent.BOARD_JOIN,
+            BoardJoin,
+            "Enter a board's room. With `since_seq`, get the events missed since that seq "
+            "(when at most 1000 behind) instead of the full snapshot.",
+            "`board`, `seq` (the board's current seq), `mode` (`snapshot` or `events`), "
+            "`tasks` (snapshot: live tasks) or `events` (events after `since_seq`, in seq "
+            "order), `presence` (users on the board now)",
+            ("forbidden", "not_found", "invalid_payload"),
+        ),
+        ClientEventSpec(
+            ClientEvent.BOARD_LEAVE,
+            BoardLeave,
+            "Leave a board's room.",
+            "`board_id`",
+            ("invalid_payload",),
+        ),
+        ClientEventSpec(
+            ClientEvent.PRESENCE_LIST,
+            PresenceList,
+            "Who is on the board right now (any member may ask).",
+            "`board_id`, `users` (`[{id, name}]`)",
+            ("forbidden", "not_found", "invalid_payload"),
+        ),
+        ClientEventSpec(
+            ClientEvent.TASK_CREATE,
+            TaskCreate,
+            "Create a task (owners and editors). Without `position` it goes to the end "
+            "of its column.",
+            _TASK_EVENT_ACK,
+            ("forbidden", "not_found", "invalid_payload"),
+        ),
+        ClientEventSpec(
+            ClientEvent.TASK_UPDATE,
+            TaskUpdate,
+            "Edit fields of a task seen at `base_version`. When the task moved on, the "
+            "edit is merged if none of its fields changed since; otherwise "
+            "`version_conflict` with `details.task` (current) and "
+            "`details.conflicting_fields`.",
+            _TASK_EVENT_ACK,
+            ("forbidden", "not_found", "invalid_payload", "version_conflict"),
+        ),
+        ClientEventSpec(
+            ClientEvent.TASK_MOVE,
+            TaskMove,
+            "Drag a card: a new `position` and optionally a new `status` column; "
+            "the same merge rules as `task:update`.",
+            _TASK_EVENT_ACK,
+            ("forbidden", "not_found", "invalid_payload", "version_conflict"),
+        ),
+        ClientEventSpec(
+            ClientEvent.TASK_DELETE,
+            TaskDelete,
+            "Soft-delete a task. With `base_version`, refused with `version_conflict` "
+            "if the task changed since.",
+            _TASK_EVENT_ACK,
+            ("forbidden", "not_found", "invalid_payload", "version_conflict"),
+        ),
+    )
+}
+
+SERVER_EVENTS: tuple[ServerEventSpec, ...] = (
+    ServerEventSpec(
+        ServerEvent.TASK_CREATED, "board:{id}", "A task was created; the same body as the ack."
+    ),
+    ServerEventSpec(
+        ServerEvent.TASK_UPDATED,
+        "board:{id}",
+        "A task was edited or moved; `type` says how (`task.updated`, `task.assigned`, "
+        "`task.status_changed`, `task.completed`).",
+    ),
+    ServerEventSpec(ServerEvent.TASK_DELETED, "board:{id}", "A task was soft-deleted."),
+    ServerEventSpec(
+        ServerEvent.PRESENCE,
+        "board:{id}",
+        "`{board_id, user: {id, name}, state}` with state `joined` (first connection of "
+        "the user on the board) or `left` (last one gone, also when its node died).",
+    ),
+)

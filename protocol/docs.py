@@ -1,0 +1,64 @@
+"""Render docs/PROTOCOL.md from the catalog and the payload structs."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+
+from protocol.catalog import CLIENT_EVENTS, SERVER_EVENTS
+from protocol.errors import ERRORS_BY_CODE
+
+HEADER = """# Taskhub socket protocol
+
+Generated from `protocol/` by `taskhub docs`; do not edit by hand.
+
+Socket.IO v5 over Engine.IO v4 at `/socket.io/`, websocket or HTTP long-polling.
+Connect with `auth={"token": "<access token>"}` (from `POST /api/auth/login`).
+A refused connection gets a `connect_error` whose data is
+`{"code": "unauthorized", "message": ...}`.
+
+Every client event takes exactly one payload object and should ask for an ack.
+The ack is `{"ok": true, "data": ...}` or
+`{"ok": false, "error": {"code": ..., "message": ..., "details": ...}}`.
+Payloads are checked strictly: unknown fields, wrong types, missing fields,
+out-of-bound values and non-UUID ids get `invalid_payload` naming the field; a
+payload over `MAX_PAYLOAD_BYTES` (64 KiB by default) gets `payload_too_large`.
+The connection stays up and nothing is written.
+
+Writes may carry `op_id` (a UUID made by the client). A write repeated with the
+same `op_id` by the same user is applied once and the repeat gets the first
+ack again; resend unacknowledged writes after a reconnect with their `op_id`.
+Acks of resends are kept for 24 hours.
+
+Server events of a board carry the board's `seq`, gap-free per board. A client
+keeps the highest seq it applied; on reconnect it sends `board:join` with
+`since_seq` and gets exactly the events it missed (or a snapshot when too far
+behind). Events can arrive twice around a join: drop any seq already applied.
+"""
+
+
+def _schema(kind: type) -> str:
+    (schema,), components = msgspec.json.schema_components([kind])
+    body = {"payload": schema, "definitions": components}
+    return json.dumps(body, indent=2, sort_keys=True)
+
+
+def render() -> str:
+    parts = [HEADER, "## Error codes\n"]
+    parts.append("| code | HTTP status (REST) | meaning |\n|---|---|---|")
+    for code, cls in ERRORS_BY_CODE.items():
+        parts.append(f"| `{code.value}` | {cls.http_status} | {cls.default_message} |")
+    parts.append("\n## Client events\n")
+    for spec in CLIENT_EVENTS.values():
+        parts.append(f"### `{spec.event.value}`\n")
+        parts.append(spec.summary + "\n")
+        parts.append(f"Ack data: {spec.ack}.\n")
+        parts.append("Error codes: " + ", ".join(f"`{c}`" for c in spec.errors) + ".\n")
+        parts.append("Payload (JSON Schema):\n")
+        parts.append("```json\n" + _schema(spec.payload) + "\n```\n")
+    parts.append("## Server events\n")
+    parts.append("| event | room | meaning |\n|---|---|---|")
+    for server in SERVER_EVENTS:
+        parts.append(f"| `{server.event.value}` | `{server.room}` | {server.summary} |")
+    return "\n".join(parts) + "\n"
