@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(BIN)/taskhub dev
 
-test: $(STAMP) lint
+test: $(STAMP) lint types
 	$(BIN)/pytest
 
 lint: $(STAMP)

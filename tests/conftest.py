@@ -32,6 +32,17 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+@pytest.fixture(autouse=True)
+async def fail_on_loop_errors() -> AsyncIterator[None]:
+    """An exception nobody awaited (a crashed background task) fails the test."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    yield
+    loop.set_exception_handler(None)
+    assert not errors, f"unhandled event-loop errors: {errors}"
+
+
 @pytest.fixture(scope="session")
 def services() -> Iterator[dict[str, str]]:
     """URLs of running servers; embedded ones are started for what is not configured."""
