@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from handlers.accounts import active_user
 from handlers.rest import DEPS, bearer, body, json_response, path_uuid, query
-from handlers.task_service import require_role
 from protocol.errors import Forbidden, InvalidPayload, NotFound
 from protocol.models import BoardRole
 from protocol.payloads import BoardCreate, MemberAdd, TaskQuery
 from storage import boards, tasks, users
-from storage.db import transaction
+from storage.db import Connection, transaction
+
+
+async def _member_role(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUID) -> BoardRole:
+    """The caller's role; to a non-member the board answers as if it did not exist."""
+    role = await boards.role_of(conn, board_id, user_id)
+    if role is None:
+        raise NotFound("board not found")
+    return role
 
 
 async def create_board(request: web.Request) -> web.Response:
@@ -53,7 +62,7 @@ async def add_member(request: web.Request) -> web.Response:
     payload = await body(request, MemberAdd)
     async with transaction(deps.pool) as conn:
         await active_user(conn, claims)
-        if await require_role(conn, board_id, claims.user_id, write=True) != BoardRole.OWNER:
+        if await _member_role(conn, board_id, claims.user_id) != BoardRole.OWNER:
             raise Forbidden("only owners can add members")
         user = await users.get_by_email(conn, payload.email)
         if user is None or not user.is_active:
@@ -69,7 +78,7 @@ async def remove_member(request: web.Request) -> web.Response:
     user_id = path_uuid(request, "user_id")
     async with transaction(deps.pool) as conn:
         await active_user(conn, claims)
-        role = await require_role(conn, board_id, claims.user_id, write=False)
+        role = await _member_role(conn, board_id, claims.user_id)
         if role != BoardRole.OWNER and user_id != claims.user_id:
             raise Forbidden("only owners can remove other members")
         target = await boards.role_of(conn, board_id, user_id)
@@ -86,7 +95,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     params = query(request, TaskQuery)
     async with deps.pool.acquire() as conn:
         await active_user(conn, claims)
-        await require_role(conn, board_id, claims.user_id, write=False)
+        await _member_role(conn, board_id, claims.user_id)
         found, cursor = await tasks.page(
             conn,
             board_id,

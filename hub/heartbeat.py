@@ -15,6 +15,11 @@ from hub.config import Settings
 log = logging.getLogger(__name__)
 
 
+def _stopping() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def _beat_and_reap(settings: Settings, ns: HubNamespace) -> None:
     next_reap = 0.0
     while True:
@@ -26,7 +31,12 @@ async def _beat_and_reap(settings: Settings, ns: HubNamespace) -> None:
                 next_reap = time.monotonic() + settings.reap_interval
                 await presence.reap_dead_nodes(ns)
         except Exception:
-            log.exception("heartbeat or reaping failed; retrying")
+            if not _stopping():
+                log.exception("heartbeat or reaping failed; retrying")
+        if _stopping():
+            # redis-py may turn a cancellation that lands mid-write into a
+            # ConnectionError; looping on would make stopping the app hang forever.
+            raise asyncio.CancelledError
         await asyncio.sleep(min(settings.heartbeat_interval, settings.reap_interval))
 
 
