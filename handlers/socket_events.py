@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import presence, task_service
-from handlers.socket_hub import Caller, HubNamespace, Route
+from handlers.socket_hub import Caller, EventHandler, HubNamespace, Route
 from protocol import correlation
 from protocol.catalog import CLIENT_EVENTS
 from protocol.errors import Forbidden, NotFound
@@ -157,7 +157,7 @@ async def task_delete(ns: HubNamespace, caller: Caller, payload: TaskDelete) -> 
     )
 
 
-_HANDLERS = {
+_HANDLERS: dict[ClientEvent, EventHandler] = {
     ClientEvent.BOARD_JOIN: board_join,
     ClientEvent.BOARD_LEAVE: board_leave,
     ClientEvent.PRESENCE_LIST: presence_list,

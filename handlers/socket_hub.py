@@ -41,6 +41,20 @@ class Caller:
 EventHandler = Callable[["HubNamespace", Caller, Any], Awaitable[Any]]
 
 
+def refusal(error: HubError) -> socketio.exceptions.ConnectionRefusedError:
+    """A refused connect whose reason the client can read in `connect_error`.
+
+    Given a dict, ConnectionRefusedError would send only its str() as the
+    message; so the reason is set whole: its fields at the top (what
+    python-socketio hands the handler) and again under `data` (what the
+    JavaScript client exposes as `err.data`).
+    """
+    refused = socketio.exceptions.ConnectionRefusedError(error.message)
+    reason = error.to_dict()
+    refused.error_args = {**reason, "data": reason}
+    return refused
+
+
 @dataclass(frozen=True)
 class Route:
     payload: type[Payload]
@@ -62,13 +76,11 @@ class HubNamespace(socketio.AsyncNamespace):
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
-            raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "unauthorized", "message": "connect with auth={'token': <access token>}"}
-            )
+            raise refusal(Unauthorized("connect with auth={'token': <access token>}"))
         try:
             user = await accounts.authenticate(self.deps, token)
         except HubError as exc:
-            raise socketio.exceptions.ConnectionRefusedError(exc.to_dict()) from None
+            raise refusal(exc) from None
         await self.save_session(sid, {"caller": Caller(sid=sid, user_id=user.id, name=user.name)})
         await self.enter_room(sid, room_user(user.id))
         await self.deps.presence.add_connection(sid, user.id, self.deps.node_id)
@@ -93,7 +105,8 @@ class HubNamespace(socketio.AsyncNamespace):
         sid, *data = args
         # A client can send an event *named* connect or disconnect; only the
         # server's own lifecycle calls (while the sid is still connecting, or
-        # already leaving) may reach on_connect / on_disconnect.
+        # already leaving) may reach on_connect / on_disconnect. This relies on
+        # the server's default always_connect=False.
         manager = self.server.manager
         if event == "connect" and manager.is_pre_connected(sid, self.namespace):
             return await super().trigger_event(event, *args)
