@@ -21,8 +21,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def presence_event(board_id: uuid.UUID, user: PublicUser, state: str) -> dict[str, Any]:
-    return {"board_id": str(board_id), "user": to_wire(user), "state": state}
+async def announce(
+    ns: HubNamespace,
+    board_id: uuid.UUID,
+    user_id: uuid.UUID,
+    name: str,
+    state: str,
+    skip_sid: str | None = None,
+) -> None:
+    """Tell the board that a person `joined` or `left` it."""
+    event: dict[str, Any] = {
+        "board_id": str(board_id),
+        "user": to_wire(PublicUser(id=user_id, name=name)),
+        "state": state,
+    }
+    await ns.emit_to(ServerEvent.PRESENCE, event, room_board(board_id), skip_sid=skip_sid)
 
 
 async def users_on_board(ns: HubNamespace, board_id: uuid.UUID) -> list[PublicUser]:
@@ -38,12 +51,9 @@ async def announce_departures(ns: HubNamespace, departures: list[Departure]) -> 
     if not gone:
         return
     async with ns.deps.pool.acquire() as conn:
-        names = {u.id: u for u in await users.public(conn, sorted({d.user_id for d in gone}))}
+        names = {u.id: u.name for u in await users.public(conn, sorted({d.user_id for d in gone}))}
     for d in gone:
-        user = names.get(d.user_id, PublicUser(id=d.user_id, name=""))
-        await ns.emit_to(
-            ServerEvent.PRESENCE, presence_event(d.board_id, user, "left"), room_board(d.board_id)
-        )
+        await announce(ns, d.board_id, d.user_id, names.get(d.user_id, ""), "left")
 
 
 async def connection_closed(ns: HubNamespace, sid: str, node_id: str) -> None:

@@ -10,7 +10,7 @@ from protocol import correlation
 from protocol.catalog import CLIENT_EVENTS
 from protocol.errors import Forbidden, NotFound
 from protocol.events import ClientEvent, ServerEvent, room_board
-from protocol.models import PublicUser, TaskEvent, to_wire
+from protocol.models import TaskEvent, to_wire
 from protocol.payloads import (
     BoardJoin,
     BoardLeave,
@@ -31,23 +31,17 @@ async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> di
     """Enter the room first, then read: an event racing the join arrives twice at
     worst (the client drops seqs it has), never not at all."""
     async with ns.deps.pool.acquire() as conn:
-        board = await boards.get_for_member(conn, payload.board_id, caller.user_id)
-    if board is None:
-        raise NotFound("board not found")
-    if board.role is None:
-        raise Forbidden("you are not a member of this board")
-    await ns.enter_room(caller.sid, room_board(board.id))
-    if await ns.deps.presence.join_board(caller.sid, caller.user_id, board.id):
-        me = PublicUser(id=caller.user_id, name=caller.name)
-        await ns.emit_to(
-            ServerEvent.PRESENCE,
-            presence.presence_event(board.id, me, "joined"),
-            room_board(board.id),
-            skip_sid=caller.sid,  # the joiner learns the presence from its ack
+        await task_service.require_role(conn, payload.board_id, caller.user_id, write=False)
+    await ns.enter_room(caller.sid, room_board(payload.board_id))
+    if await ns.deps.presence.join_board(caller.sid, caller.user_id, payload.board_id):
+        # the joiner learns the presence from its ack
+        await presence.announce(
+            ns, payload.board_id, caller.user_id, caller.name, "joined", caller.sid
         )
     async with transaction(ns.deps.pool, isolation="repeatable_read", readonly=True) as conn:
         board = await boards.get_for_member(conn, payload.board_id, caller.user_id)
-        assert board is not None
+        if board is None or board.role is None:  # removed in between
+            raise Forbidden("you are not a member of this board")
         reply: dict[str, Any] = {"board": to_wire(board), "seq": board.seq}
         since = payload.since_seq
         if since is not None and since <= board.seq and board.seq - since <= CATCH_UP_LIMIT:
@@ -65,12 +59,7 @@ async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> di
 async def board_leave(ns: HubNamespace, caller: Caller, payload: BoardLeave) -> dict[str, Any]:
     await ns.leave_room(caller.sid, room_board(payload.board_id))
     if await ns.deps.presence.leave_board(caller.sid, caller.user_id, payload.board_id):
-        me = PublicUser(id=caller.user_id, name=caller.name)
-        await ns.emit_to(
-            ServerEvent.PRESENCE,
-            presence.presence_event(payload.board_id, me, "left"),
-            room_board(payload.board_id),
-        )
+        await presence.announce(ns, payload.board_id, caller.user_id, caller.name, "left")
     return {"board_id": str(payload.board_id)}
 
 

@@ -10,6 +10,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -72,17 +73,25 @@ async def _make_template(dsn: str) -> None:
     await migrate(with_database(dsn, TEMPLATE_DB))
 
 
-@pytest.fixture
-async def database(services: dict[str, str]) -> AsyncIterator[str]:
-    """A fresh, migrated database for one test, dropped afterwards."""
+@asynccontextmanager
+async def scratch_database(server_dsn: str, template: str | None = None) -> AsyncIterator[str]:
+    """A new database on the test server (a copy of `template`, or empty), dropped after."""
     name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(services["DATABASE_URL"])
+    admin = await asyncpg.connect(server_dsn)
     try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-        yield with_database(services["DATABASE_URL"], name)
+        copy = f" TEMPLATE {template}" if template else ""
+        await admin.execute(f"CREATE DATABASE {name}{copy}")
+        yield with_database(server_dsn, name)
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.close()
+
+
+@pytest.fixture
+async def database(services: dict[str, str]) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    async with scratch_database(services["DATABASE_URL"], TEMPLATE_DB) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
 from storage.migrate import migrate, migration_files
-from tests.conftest import with_database
+from tests.conftest import scratch_database
 
 
 @pytest.fixture
 async def empty_database(services: dict[str, str]) -> AsyncIterator[str]:
-    name = f"m_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(services["DATABASE_URL"])
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield with_database(services["DATABASE_URL"], name)
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+    async with scratch_database(services["DATABASE_URL"]) as dsn:
+        yield dsn
 
 
 async def test_second_run_is_a_no_op(empty_database: str) -> None:
