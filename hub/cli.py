@@ -13,8 +13,9 @@ from aiohttp import web
 
 from hub import logs
 from hub.app import create_app
-from hub.config import ConfigError, Settings
+from hub.config import WORKER_NAMES, ConfigError, Settings
 from hub.demo import DEMO_USERS, seed_demo
+from hub.workers import run_worker_process
 from protocol.docs import render as render_protocol
 from storage.db import create_pool
 from storage.migrate import migrate
@@ -74,6 +75,8 @@ def dev() -> None:
         env.setdefault("TASKHUB_ENV", "development")
         env.setdefault("LOG_FORMAT", "text")
         env.setdefault("HOST", "127.0.0.1")
+        if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+            env.setdefault("KAFKA_IDEMPOTENCE", "false")  # the embedded broker refuses it
         settings = _settings(env)
         _say("demo accounts: " + ", ".join(f"{e} / {p}" for e, _, p in DEMO_USERS))
         _say(f"serving on http://{settings.host}:{settings.port} (Ctrl-C stops everything)")
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("dev", help="start the embedded PostgreSQL, Redis and Kafka, seed, serve")
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("seed-demo", help="create the demo users, board and tasks if missing")
+    worker = sub.add_parser("worker", help="run one worker process until SIGTERM")
+    worker.add_argument("name", choices=WORKER_NAMES)
     docs = sub.add_parser("docs", help="write docs/PROTOCOL.md from the protocol structs")
     docs.add_argument("--output", default="docs/PROTOCOL.md")
     args = parser.parse_args(argv)
@@ -101,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
         settings = _settings()
         applied = asyncio.run(migrate(settings.database_url, progress=_say))
         _say(f"{len(applied)} migration(s) applied")
+    elif args.command == "worker":
+        settings = _settings()
+        logs.configure(settings.log_level, settings.log_format)
+        asyncio.run(run_worker_process(settings, args.name))
     elif args.command == "docs":
         Path(args.output).write_text(render_protocol(), encoding="utf-8")
         _say(f"wrote {args.output}")

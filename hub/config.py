@@ -11,6 +11,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+# The worker processes of the Procfile, in start order.
+WORKER_NAMES = ("outbox", "bridge", "notifier", "scheduler", "audit")
+
+
 class ConfigError(ValueError):
     """A missing or malformed environment variable; the message names it."""
 
@@ -47,6 +51,17 @@ class Settings:
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     cors_origins: tuple[str, ...] = ()
+    kafka_idempotence: bool = True
+    catch_up_window: int = 10_000
+    outbox_poll_interval: float = 1.0
+    outbox_batch_size: int = 500
+    scheduler_interval: float = 1.0
+    audit_retention_days: tuple[tuple[str, int], ...] = (
+        ("user.", 365),
+        ("board.", 365),
+        ("task.", 180),
+    )
+    embedded_workers: tuple[str, ...] = ()
 
     @property
     def is_dev(self) -> bool:
@@ -102,6 +117,27 @@ class Settings:
         if heartbeat >= node_ttl:
             raise ConfigError("HEARTBEAT_INTERVAL must be shorter than NODE_TTL")
         origins = tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+
+        def flag(name: str, default: bool) -> bool:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                return default
+            if raw not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ConfigError(f"{name}={raw!r} must be true or false")
+            return raw in ("1", "true", "yes", "on")
+
+        retention = tuple(
+            (prefix, num(f"AUDIT_RETENTION_{name}_DAYS", days, int, 1, 36500))
+            for (prefix, days), name in zip(
+                cls.audit_retention_days, ("USER", "BOARD", "TASK"), strict=True
+            )
+        )
+        workers = tuple(w.strip() for w in env.get("EMBEDDED_WORKERS", "").split(",") if w.strip())
+        for worker in workers:
+            if worker not in WORKER_NAMES:
+                raise ConfigError(
+                    f"EMBEDDED_WORKERS names {worker!r}; known: {', '.join(WORKER_NAMES)}"
+                )
         return cls(
             database_url=database_url,
             redis_url=redis_url,
@@ -129,6 +165,15 @@ class Settings:
             ping_interval=num("PING_INTERVAL", cls.ping_interval, float, 1, 600),
             ping_timeout=num("PING_TIMEOUT", cls.ping_timeout, float, 1, 600),
             cors_origins=origins,
+            kafka_idempotence=flag("KAFKA_IDEMPOTENCE", cls.kafka_idempotence),
+            catch_up_window=num("CATCH_UP_WINDOW", cls.catch_up_window, int, 1, 10**7),
+            outbox_poll_interval=num(
+                "OUTBOX_POLL_INTERVAL", cls.outbox_poll_interval, float, 0.01, 600
+            ),
+            outbox_batch_size=num("OUTBOX_BATCH_SIZE", cls.outbox_batch_size, int, 1, 100_000),
+            scheduler_interval=num("SCHEDULER_INTERVAL", cls.scheduler_interval, float, 0.05, 600),
+            audit_retention_days=retention,
+            embedded_workers=workers,
         )
 
     def public_summary(self) -> dict[str, object]:

@@ -1,0 +1,122 @@
+"""Assembling workers: their dependencies from the settings, and running them.
+
+A worker runs as its own process (`taskhub worker NAME`, one Procfile line
+each) or, for `make run`, inside the web process as owned tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import socketio
+from redis.asyncio import Redis
+
+from hub.config import WORKER_NAMES, Settings
+from storage.db import create_pool
+from storage.keys import RedisKeys
+from storage.topics import ensure_topics
+from workers.deps import WorkerConfig, WorkerDeps
+from workers.runtime import WorkerMain, run_until_signalled
+
+log = logging.getLogger(__name__)
+
+
+class RedisRoomEmitter:
+    """python-socketio's write-only Redis manager: emits reach rooms on every node."""
+
+    def __init__(self, redis_url: str, channel: str) -> None:
+        self._manager = socketio.AsyncRedisManager(redis_url, channel=channel, write_only=True)
+
+    async def emit(self, event: str, data: Any, room: str) -> None:
+        await self._manager.emit(event, data, namespace="/", room=room)
+
+
+def worker_main(name: str) -> WorkerMain:
+    if name not in WORKER_NAMES:
+        raise ValueError(f"unknown worker {name!r}; known: {', '.join(WORKER_NAMES)}")
+    module = importlib.import_module(f"workers.{name}")
+    main: WorkerMain = module.run
+    return main
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(
+        node_id=settings.node_id,
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        topic_prefix=settings.kafka_topic_prefix,
+        kafka_idempotence=settings.kafka_idempotence,
+        outbox_poll_interval=settings.outbox_poll_interval,
+        outbox_batch_size=settings.outbox_batch_size,
+        scheduler_interval=settings.scheduler_interval,
+        audit_retention_days=settings.audit_retention_days,
+        catch_up_window=settings.catch_up_window,
+    )
+
+
+@contextlib.asynccontextmanager
+async def worker_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
+    pool = await create_pool(settings.database_url, min_size=1, max_size=5)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        yield WorkerDeps(
+            pool=pool,
+            redis=redis,
+            keys=RedisKeys(settings.redis_key_prefix),
+            emitter=RedisRoomEmitter(settings.redis_url, settings.socketio_channel),
+            config=worker_config(settings),
+        )
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+async def _topics_if_reachable(settings: Settings) -> None:
+    """The embedded broker forgets topics on restart, so workers (re)create them.
+
+    A broker that is down now is not fatal: the workers wait for it themselves.
+    """
+    try:
+        await asyncio.wait_for(
+            ensure_topics(settings.kafka_bootstrap_servers, settings.kafka_topic_prefix), 10
+        )
+    except Exception as exc:
+        log.warning("could not ensure kafka topics", extra={"error": repr(exc)})
+
+
+async def run_worker_process(settings: Settings, name: str) -> None:
+    """`taskhub worker NAME`: one worker until SIGTERM."""
+    main = worker_main(name)
+    await _topics_if_reachable(settings)
+    async with worker_deps(settings) as deps:
+        await run_until_signalled(name, main, deps)
+
+
+@contextlib.asynccontextmanager
+async def embedded_workers(settings: Settings, names: tuple[str, ...]) -> AsyncIterator[None]:
+    """Run workers as tasks of this process while the context is open."""
+    if not names:
+        yield
+        return
+    stop = asyncio.Event()
+    mains = [worker_main(name) for name in names]
+    await _topics_if_reachable(settings)
+    async with worker_deps(settings) as deps:
+        tasks = [
+            asyncio.create_task(main(deps, stop), name=f"worker-{name}")
+            for name, main in zip(names, mains, strict=True)
+        ]
+        try:
+            yield
+        finally:
+            stop.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for name, result in zip(names, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.error(
+                        "worker ended with an error", extra={"worker": name, "error": repr(result)}
+                    )
