@@ -48,6 +48,7 @@ class Limits:
     access_token_ttl: int
     refresh_token_ttl: int
     max_payload_bytes: int
+    catch_up_window: int
 
 
 @dataclass(frozen=True)

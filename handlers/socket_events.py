@@ -23,9 +23,6 @@ from protocol.payloads import (
 from storage import boards, ops, task_events, tasks
 from storage.db import Connection, transaction
 
-# A reconnecting client gets the events it missed up to this many; past it, a snapshot.
-CATCH_UP_LIMIT = 1000
-
 
 async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> dict[str, Any]:
     """Enter the room first, then read: an event racing the join arrives twice at
@@ -44,10 +41,12 @@ async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> di
             raise Forbidden("you are not a member of this board")
         reply: dict[str, Any] = {"board": to_wire(board), "seq": board.seq}
         since = payload.since_seq
-        if since is not None and since <= board.seq and board.seq - since <= CATCH_UP_LIMIT:
+        # a reconnecting client gets what it missed, up to the window; past it, a snapshot
+        window = ns.deps.limits.catch_up_window
+        if since is not None and since <= board.seq and board.seq - since <= window:
             reply["mode"] = "events"
             reply["events"] = to_wire(
-                await task_events.since(conn, board.id, since, CATCH_UP_LIMIT)
+                await task_events.since(conn, board.id, since, window)
             )
         else:
             reply["mode"] = "snapshot"

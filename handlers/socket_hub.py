@@ -147,6 +147,8 @@ class HubNamespace(socketio.AsyncNamespace):
             )
         caller = await self.caller(sid)
         payload = parse(route.payload, data[0])
+        if payload.request_id is not None:
+            correlation.correlation_id.set(payload.request_id)
         return await route.handler(self, caller, payload)
 
     async def caller(self, sid: str) -> Caller:

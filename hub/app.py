@@ -50,6 +50,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 access_token_ttl=settings.access_token_ttl,
                 refresh_token_ttl=settings.refresh_token_ttl,
                 max_payload_bytes=settings.max_payload_bytes,
+                catch_up_window=settings.catch_up_window,
             ),
             node_id=settings.node_id,
             kafka_bootstrap_servers=settings.kafka_bootstrap_servers,

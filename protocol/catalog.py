@@ -50,7 +50,8 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             ClientEvent.BOARD_JOIN,
             BoardJoin,
             "Enter a board's room. With `since_seq`, get the events missed since that seq "
-            "(when at most 1000 behind) instead of the full snapshot.",
+            "(when at most `CATCH_UP_WINDOW` behind, 10,000 by default) instead of the "
+            "full snapshot; `mode` says which one the reply holds.",
             "`board`, `seq` (the board's current seq), `mode` (`snapshot` or `events`), "
             "`tasks` (snapshot: live tasks) or `events` (events after `since_seq`, in seq "
             "order), `presence` (users on the board now)",

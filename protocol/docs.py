@@ -19,6 +19,9 @@ A refused connection gets a `connect_error` whose data is
 `{"code": "unauthorized", "message": ...}`.
 
 Every client event takes exactly one payload object and should ask for an ack.
+Any payload may carry `request_id` (1-64 characters of letters, digits and
+`._:-`): it becomes the correlation id of everything the event causes (task
+event rows, Kafka record headers, audit records, log lines).
 The ack is `{"ok": true, "data": ...}` or
 `{"ok": false, "error": {"code": ..., "message": ..., "details": ...}}`.
 Payloads are checked strictly: unknown fields, wrong types, missing fields,

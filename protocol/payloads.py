@@ -39,11 +39,22 @@ _RECURRENCE = re.compile(rf"^(daily|weekly|monthly|{_CRON_FIELD}( {_CRON_FIELD})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-class Payload(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of every client payload."""
+# Client-chosen id of a request; it becomes the correlation id of everything the
+# request causes (event rows, Kafka headers, audit records, log lines).
+RequestId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Refuses unknown fields; nested parts of a payload use it directly."""
 
     def validate(self) -> None:
         """Checks across fields; raises InvalidPayload."""
+
+
+class Payload(Strict, kw_only=True):
+    """Base of every client payload (an event's whole argument or a REST body)."""
+
+    request_id: RequestId | None = None
 
 
 def _check_recurrence(value: str | UnsetType | None) -> None:
@@ -80,7 +91,7 @@ class PresenceList(Payload):
 # -- tasks -------------------------------------------------------------------
 
 
-class TaskChanges(Payload):
+class TaskChanges(Strict):
     """The editable fields of a task; an absent field is left as it is."""
 
     title: Title | UnsetType = UNSET
