@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import logging
 import secrets
+import uuid
 from typing import Any
 
 from aiohttp import web
 
 from handlers import passwords
+from handlers.audit_context import request_metadata
 from handlers.deps import AccessClaims, Deps
 from handlers.rest import DEPS, bearer, body, client_ip, json_response
+from protocol import correlation
+from protocol.audit import AuditType, EntityType
 from protocol.errors import Unauthorized
 from protocol.models import User
 from protocol.payloads import Login, LogoutRequest, RefreshRequest, Register
-from storage import session_cache, sessions, users
+from storage import audit, session_cache, sessions, users
 from storage.db import Connection, transaction
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,25 @@ async def _issue(
     }
 
 
+async def _audit_user(
+    conn: Connection,
+    request: web.Request,
+    kind: AuditType,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID | None,
+) -> None:
+    """An account event for the audit trail, in the transaction of the change."""
+    await audit.record(
+        conn,
+        type=kind,
+        actor_id=user_id,
+        entity_type=EntityType.USER,
+        entity_id=user_id,
+        metadata=request_metadata(request, session_id),
+        correlation_id=correlation.current(),
+    )
+
+
 async def _remember(deps: Deps, tokens: dict[str, Any], request: web.Request) -> None:
     await session_cache.remember(
         deps.redis,
@@ -84,6 +107,7 @@ async def register(request: web.Request) -> web.Response:
     async with transaction(deps.pool) as conn:
         user = await users.create(conn, payload.email, payload.name, password_hash)
         tokens = await _issue(deps, conn, user, request)
+        await _audit_user(conn, request, AuditType.USER_REGISTERED, user.id, tokens["session_id"])
     await _remember(deps, tokens, request)
     log.info("user registered", extra={"user_id": str(user.id)})
     return json_response(tokens, status=201)
@@ -102,6 +126,7 @@ async def login(request: web.Request) -> web.Response:
         raise Unauthorized(_BAD_LOGIN)
     async with transaction(deps.pool) as conn:
         tokens = await _issue(deps, conn, user, request)
+        await _audit_user(conn, request, AuditType.USER_LOGIN, user.id, tokens["session_id"])
     await _remember(deps, tokens, request)
     log.info("user logged in", extra={"user_id": str(user.id)})
     return json_response(tokens)
@@ -123,7 +148,7 @@ async def refresh(request: web.Request) -> web.Response:
             user = await users.get(conn, session.user_id)
             if user is None or not user.is_active:
                 raise Unauthorized("this account is not active")
-            if session.expires_at <= await conn.fetchval("SELECT now()"):
+            if session.expired:
                 raise Unauthorized("refresh token expired; log in again")
             await sessions.mark_rotated(conn, session.id)
             tokens = await _issue(deps, conn, user, request, family=session.family_id)
@@ -149,6 +174,7 @@ async def logout(request: web.Request) -> web.Response:
             family = session.family_id
         if family is not None:
             await sessions.revoke_family(conn, family)
+        await _audit_user(conn, request, AuditType.USER_LOGOUT, claims.user_id, family)
     if family is not None:
         await session_cache.forget(deps.redis, deps.keys, claims.user_id, family)
     log.info("user logged out", extra={"user_id": str(claims.user_id)})

@@ -6,12 +6,17 @@ import uuid
 
 from aiohttp import web
 
+from handlers import presence
 from handlers.accounts import active_user
+from handlers.audit_context import request_metadata
 from handlers.rest import DEPS, bearer, body, json_response, path_uuid, query
+from handlers.socket_hub import HUB_NAMESPACE
+from protocol import correlation
+from protocol.audit import AuditType, EntityType
 from protocol.errors import Forbidden, InvalidPayload, NotFound
 from protocol.models import BoardRole
 from protocol.payloads import BoardCreate, MemberAdd, TaskQuery
-from storage import boards, tasks, users
+from storage import audit, boards, tasks, users
 from storage.db import Connection, transaction
 
 
@@ -68,6 +73,16 @@ async def add_member(request: web.Request) -> web.Response:
         if user is None or not user.is_active:
             raise NotFound("no active account has this email")
         member = await boards.add_member(conn, board_id, user.id, payload.role)
+        await audit.record(
+            conn,
+            type=AuditType.BOARD_MEMBER_ADDED,
+            actor_id=claims.user_id,
+            entity_type=EntityType.BOARD,
+            entity_id=board_id,
+            metadata=request_metadata(request, claims.session_id),
+            correlation_id=correlation.current(),
+            data={"user_id": str(user.id), "role": str(member.role)},
+        )
     return json_response(member, status=201)
 
 
@@ -78,6 +93,7 @@ async def remove_member(request: web.Request) -> web.Response:
     user_id = path_uuid(request, "user_id")
     async with transaction(deps.pool) as conn:
         await active_user(conn, claims)
+        await boards.lock_members(conn, board_id)
         role = await _member_role(conn, board_id, claims.user_id)
         if role != BoardRole.OWNER and user_id != claims.user_id:
             raise Forbidden("only owners can remove other members")
@@ -85,6 +101,18 @@ async def remove_member(request: web.Request) -> web.Response:
         if target == BoardRole.OWNER and await boards.count_owners(conn, board_id) <= 1:
             raise InvalidPayload("a board keeps at least one owner")
         await boards.remove_member(conn, board_id, user_id)
+        await audit.record(
+            conn,
+            type=AuditType.BOARD_MEMBER_REMOVED,
+            actor_id=claims.user_id,
+            entity_type=EntityType.BOARD,
+            entity_id=board_id,
+            metadata=request_metadata(request, claims.session_id),
+            correlation_id=correlation.current(),
+            data={"user_id": str(user_id), "role": str(target) if target else None},
+        )
+    # the removed member stops hearing the board now, on every node
+    await presence.evict_from_board(request.app[HUB_NAMESPACE], user_id, board_id)
     return web.Response(status=204)
 
 

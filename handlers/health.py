@@ -8,7 +8,7 @@ import logging
 from aiohttp import web
 
 from handlers.rest import DEPS
-from storage import topics
+from storage import db, topics
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,7 @@ async def readyz(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
 
     async def postgres() -> None:
-        async with deps.pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
+        await db.ping(deps.pool)
 
     async def redis() -> None:
         await deps.redis.ping()

@@ -6,6 +6,7 @@ A user is on a board while at least one of their connections joined it; the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -13,12 +14,15 @@ from typing import TYPE_CHECKING, Any
 from protocol.events import ServerEvent, room_board
 from protocol.models import PublicUser, to_wire
 from storage import users
-from storage.presence import Departure
+from storage.presence import ConnectionGone, Departure
 
 if TYPE_CHECKING:
     from handlers.socket_hub import HubNamespace
 
 log = logging.getLogger(__name__)
+
+# Connections cleared concurrently when reaping a node.
+REAP_BATCH = 100
 
 
 async def announce(
@@ -52,13 +56,27 @@ async def announce_departures(ns: HubNamespace, departures: list[Departure]) -> 
         return
     async with ns.deps.pool.acquire() as conn:
         names = {u.id: u.name for u in await users.public(conn, sorted({d.user_id for d in gone}))}
-    for d in gone:
-        await announce(ns, d.board_id, d.user_id, names.get(d.user_id, ""), "left")
+    await asyncio.gather(
+        *(announce(ns, d.board_id, d.user_id, names.get(d.user_id, ""), "left") for d in gone)
+    )
 
 
 async def connection_closed(ns: HubNamespace, sid: str, node_id: str) -> None:
     departures = await ns.deps.presence.remove_connection(sid, node_id)
     await announce_departures(ns, departures)
+
+
+async def reap_node(ns: HubNamespace, node: str) -> int:
+    """Clear every connection `node` left in Redis; returns how many."""
+    sids = await ns.deps.presence.node_connections(node)
+    for start in range(0, len(sids), REAP_BATCH):
+        batch = sids[start : start + REAP_BATCH]
+        removed = await asyncio.gather(
+            *(ns.deps.presence.remove_connection(sid, node) for sid in batch)
+        )
+        await announce_departures(ns, [d for departures in removed for d in departures])
+    await ns.deps.presence.forget_node(node)
+    return len(sids)
 
 
 async def reap_dead_nodes(ns: HubNamespace) -> int:
@@ -68,10 +86,35 @@ async def reap_dead_nodes(ns: HubNamespace) -> int:
     for node in await presence.dead_nodes():
         if node == ns.deps.node_id or not await presence.claim_reap(node):
             continue
-        sids = await presence.node_connections(node)
-        for sid in sids:
-            await announce_departures(ns, await presence.remove_connection(sid, node))
-        await presence.forget_node(node)
-        reaped += len(sids)
-        log.warning("reaped a dead node", extra={"node": node, "connections": len(sids)})
+        count = await reap_node(ns, node)
+        reaped += count
+        log.warning("reaped a dead node", extra={"node": node, "connections": count})
     return reaped
+
+
+async def register_again(ns: HubNamespace) -> None:
+    """After this node was presumed dead (a stall longer than NODE_TTL), put its live
+    connections and their board joins back, announcing those that were reported gone."""
+    for sid in sorted(ns.local_sids):
+        caller = await ns.caller(sid)
+        await ns.deps.presence.add_connection(sid, caller.user_id, ns.deps.node_id)
+        for room in ns.rooms(sid):
+            if not room.startswith("board:"):
+                continue
+            board_id = uuid.UUID(room.removeprefix("board:"))
+            try:
+                if await ns.deps.presence.join_board(sid, caller.user_id, board_id):
+                    await announce(ns, board_id, caller.user_id, caller.name, "joined")
+            except ConnectionGone:
+                break  # closed while we were re-registering
+
+
+async def evict_from_board(ns: HubNamespace, user_id: uuid.UUID, board_id: uuid.UUID) -> None:
+    """A removed member stops hearing the board at once, on every node."""
+    room = room_board(board_id)
+    for sid in await ns.deps.presence.connections_of(user_id):
+        await ns.leave_room(sid, room)
+        if await ns.deps.presence.leave_board(sid, user_id, board_id):
+            async with ns.deps.pool.acquire() as conn:
+                (user,) = await users.public(conn, [user_id]) or [PublicUser(id=user_id, name="")]
+            await announce(ns, board_id, user_id, user.name, "left")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers import presence, task_service
+from handlers import idempotency, notifications, presence, reminders, task_service
 from handlers.socket_hub import Caller, EventHandler, HubNamespace, Route
 from protocol import correlation
 from protocol.catalog import CLIENT_EVENTS
-from protocol.errors import Forbidden, NotFound
-from protocol.events import ClientEvent, ServerEvent, room_board
+from protocol.errors import Forbidden, NotFound, Unauthorized
+from protocol.events import ClientEvent, ServerEvent, TaskEventType, room_board
 from protocol.models import TaskEvent, to_wire
 from protocol.payloads import (
     BoardJoin,
@@ -20,8 +20,10 @@ from protocol.payloads import (
     TaskMove,
     TaskUpdate,
 )
-from storage import boards, ops, task_events, tasks
+from storage import boards, task_events, tasks
+from storage import notifications as stored_notifications
 from storage.db import Connection, transaction
+from storage.presence import ConnectionGone
 
 
 async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> dict[str, Any]:
@@ -30,28 +32,45 @@ async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> di
     async with ns.deps.pool.acquire() as conn:
         await task_service.require_role(conn, payload.board_id, caller.user_id, write=False)
     await ns.enter_room(caller.sid, room_board(payload.board_id))
-    if await ns.deps.presence.join_board(caller.sid, caller.user_id, payload.board_id):
+    try:
+        first = await ns.deps.presence.join_board(caller.sid, caller.user_id, payload.board_id)
+    except ConnectionGone:
+        await ns.leave_room(caller.sid, room_board(payload.board_id))
+        raise Unauthorized("the connection closed while joining") from None
+    if first:
         # the joiner learns the presence from its ack
         await presence.announce(
             ns, payload.board_id, caller.user_id, caller.name, "joined", caller.sid
         )
+    reply = await _board_snapshot(ns, caller, payload)
+    if reply is None:  # removed from the board in between: undo the join
+        await presence.evict_from_board(ns, caller.user_id, payload.board_id)
+        raise Forbidden("you are not a member of this board")
+    reply["presence"] = to_wire(await presence.users_on_board(ns, payload.board_id))
+    return reply
+
+
+async def _board_snapshot(
+    ns: HubNamespace, caller: Caller, payload: BoardJoin
+) -> dict[str, Any] | None:
+    """The board as one consistent picture with its seq; None for a non-member."""
     async with transaction(ns.deps.pool, isolation="repeatable_read", readonly=True) as conn:
         board = await boards.get_for_member(conn, payload.board_id, caller.user_id)
-        if board is None or board.role is None:  # removed in between
-            raise Forbidden("you are not a member of this board")
+        if board is None or board.role is None:
+            return None
         reply: dict[str, Any] = {"board": to_wire(board), "seq": board.seq}
         since = payload.since_seq
         # a reconnecting client gets what it missed, up to the window; past it, a snapshot
         window = ns.deps.limits.catch_up_window
         if since is not None and since <= board.seq and board.seq - since <= window:
             reply["mode"] = "events"
-            reply["events"] = to_wire(
-                await task_events.since(conn, board.id, since, window)
-            )
+            reply["events"] = to_wire(await task_events.since(conn, board.id, since, window))
         else:
             reply["mode"] = "snapshot"
             reply["tasks"] = to_wire(await tasks.live_on_board(conn, board.id))
-    reply["presence"] = to_wire(await presence.users_on_board(ns, board.id))
+        reply["unread_notifications"] = await stored_notifications.unread_count(
+            conn, caller.user_id
+        )
     return reply
 
 
@@ -80,6 +99,12 @@ async def _board_of(ns: HubNamespace, payload: Any) -> Any:
     return task.board_id
 
 
+_SERVER_EVENT_OF: dict[str, ServerEvent] = {
+    TaskEventType.CREATED: ServerEvent.TASK_CREATED,
+    TaskEventType.DELETED: ServerEvent.TASK_DELETED,
+}
+
+
 async def _write(
     ns: HubNamespace,
     caller: Caller,
@@ -88,20 +113,34 @@ async def _write(
     payload: Any,
     apply: Any,
 ) -> Any:
-    """Run one task write: replay a repeated op_id, else apply, commit, then emit."""
+    """Run one task write: replay a repeated op_id, else apply, commit, then emit.
+
+    A write that caused further events (a recurring task's next occurrence) emits
+    them after its own, in seq order.
+    """
     board_id = await _board_of(ns, payload)
     cid = correlation.current()
+
+    async def write(conn: Connection) -> tuple[Any, task_service.Written]:
+        result: TaskEvent | task_service.Written = await apply(conn, cid)
+        written = (
+            result if isinstance(result, task_service.Written) else task_service.Written(result)
+        )
+        return to_wire(written.event), written
+
     async with ns.board_lock(board_id):
-        async with transaction(ns.deps.pool) as conn:
-            if payload.op_id is not None:
-                earlier = await ops.claim(conn, caller.user_id, payload.op_id, event)
-                if earlier is not None:
-                    return earlier
-            result: TaskEvent = await apply(conn, cid)
-            ack = to_wire(result)
-            if payload.op_id is not None:
-                await ops.record(conn, caller.user_id, payload.op_id, ack)
-        await ns.emit_to(server_event, ack, room_board(result.board_id))
+        ack, written = await idempotency.apply_once(
+            ns.deps.pool, caller.user_id, payload.op_id, event, payload, write
+        )
+        if written is None:
+            return ack  # a resend: applied and emitted the first time
+        await ns.emit_to(server_event, ack, room_board(written.event.board_id))
+        for caused in written.caused:
+            await ns.emit_to(
+                _SERVER_EVENT_OF.get(caused.type, ServerEvent.TASK_UPDATED),
+                to_wire(caused),
+                room_board(caused.board_id),
+            )
     return ack
 
 
@@ -115,7 +154,7 @@ async def task_create(ns: HubNamespace, caller: Caller, payload: TaskCreate) -> 
 
 
 async def task_update(ns: HubNamespace, caller: Caller, payload: TaskUpdate) -> Any:
-    async def apply(conn: Connection, cid: str | None) -> TaskEvent:
+    async def apply(conn: Connection, cid: str | None) -> task_service.Written:
         return await task_service.update(
             conn, caller.user_id, payload.task_id, payload.base_version, payload.changes, cid
         )
@@ -126,7 +165,7 @@ async def task_update(ns: HubNamespace, caller: Caller, payload: TaskUpdate) -> 
 
 
 async def task_move(ns: HubNamespace, caller: Caller, payload: TaskMove) -> Any:
-    async def apply(conn: Connection, cid: str | None) -> TaskEvent:
+    async def apply(conn: Connection, cid: str | None) -> task_service.Written:
         return await task_service.update(
             conn, caller.user_id, payload.task_id, payload.base_version, payload.as_changes(), cid
         )
@@ -153,6 +192,11 @@ _HANDLERS: dict[ClientEvent, EventHandler] = {
     ClientEvent.TASK_UPDATE: task_update,
     ClientEvent.TASK_MOVE: task_move,
     ClientEvent.TASK_DELETE: task_delete,
+    ClientEvent.NOTIFICATIONS_LIST: notifications.notifications_list,
+    ClientEvent.NOTIFICATIONS_READ: notifications.notifications_read,
+    ClientEvent.REMINDERS_CREATE: reminders.reminders_create,
+    ClientEvent.REMINDERS_LIST: reminders.reminders_list,
+    ClientEvent.REMINDERS_DISMISS: reminders.reminders_dismiss,
 }
 assert _HANDLERS.keys() == CLIENT_EVENTS.keys(), "every cataloged event needs a handler"
 

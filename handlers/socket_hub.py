@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import socketio
+from aiohttp import web
 
 from handlers import accounts, presence
 from handlers.deps import Deps
@@ -161,8 +162,17 @@ class HubNamespace(socketio.AsyncNamespace):
     # -- helpers for event handlers ------------------------------------------
 
     async def emit_to(self, event: str, data: Any, room: str, skip_sid: str | None = None) -> None:
+        """Emit after the fact; never fails the action that caused it.
+
+        What is emitted here was already committed: if Redis refuses the publish,
+        the write still succeeded and must be acked as such (a retry would apply it
+        twice). Clients that missed the event catch up by seq.
+        """
         self.deps.metrics.event_out(event)
-        await self.emit(event, data, room=room, skip_sid=skip_sid)
+        try:
+            await self.emit(event, data, room=room, skip_sid=skip_sid)
+        except Exception:
+            log.exception("emit failed after commit", extra={"event": event, "room": room})
 
     @asynccontextmanager
     async def board_lock(self, board_id: uuid.UUID) -> AsyncIterator[None]:
@@ -173,3 +183,6 @@ class HubNamespace(socketio.AsyncNamespace):
             self._board_locks[board_id] = lock
         async with lock:
             yield
+
+
+HUB_NAMESPACE = web.AppKey("hub_namespace", HubNamespace)

@@ -6,9 +6,13 @@ emits. A raised HubError rolls everything back, the seq included.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from handlers import recurrence
 from protocol.errors import Forbidden, InvalidPayload, NotFound, VersionConflict
 from protocol.events import TaskEventType
 from protocol.models import BoardRole, Task, TaskEvent, TaskStatus, to_wire
@@ -16,7 +20,18 @@ from protocol.payloads import TaskChanges, TaskCreate
 from storage import boards, task_events, tasks
 from storage.db import Connection
 
+log = logging.getLogger(__name__)
+
 WRITERS = frozenset({BoardRole.OWNER, BoardRole.EDITOR})
+
+
+@dataclass(frozen=True)
+class Written:
+    """A write's own event (what its ack carries) and the events it caused, in seq order
+    (the next occurrence of a completed recurring task); the caller emits them all."""
+
+    event: TaskEvent
+    caused: tuple[TaskEvent, ...] = ()
 
 
 async def require_role(
@@ -58,6 +73,7 @@ async def create(
 ) -> TaskEvent:
     await require_role(conn, payload.board_id, actor_id, write=True)
     await _check_assignee(conn, payload.board_id, payload.assignee_id)
+    recurrence.check(payload.recurrence)
     seq = await boards.next_seq(conn, payload.board_id)
     fields = {name: getattr(payload, name) for name in tasks.EDITABLE}
     task = await tasks.insert(conn, payload.board_id, actor_id, fields)
@@ -79,17 +95,20 @@ async def update(
     base_version: int,
     changes: TaskChanges,
     correlation_id: str | None,
-) -> TaskEvent:
+) -> Written:
     """Apply `changes` made against `base_version`, merging by field when it is stale.
 
     The board's seq row is locked before the task is read again, so the version
-    seen here is the one the conditional UPDATE checks.
+    seen here is the one the conditional UPDATE checks. Completing a recurring
+    task creates its next occurrence in the same transaction.
     """
     board_id = (await _live_task(conn, task_id)).board_id  # a task never changes board
     await require_role(conn, board_id, actor_id, write=True)
     fields = changes.fields()
     if "assignee_id" in fields:
         await _check_assignee(conn, board_id, fields["assignee_id"])
+    if "recurrence" in fields:
+        recurrence.check(fields["recurrence"])
     seq = await boards.next_seq(conn, board_id)
     current = await _live_task(conn, task_id)
     if base_version > current.version:
@@ -106,14 +125,31 @@ async def update(
                 "fields you edited were changed since base_version",
                 {"task": to_wire(current), "conflicting_fields": sorted(overlap)},
             )
-    updated = await tasks.update_if_version(conn, task_id, current.version, fields)
+    # a due date moved out of the past ends the delay the scheduler marked
+    due = fields.get("due_date", current.due_date)
+    undelay = current.is_delayed and "due_date" in fields and (due is None or due > _now())
+    try:
+        updated = await tasks.update_if_version(
+            conn, task_id, current.version, fields, is_delayed=False if undelay else None
+        )
+    except InvalidPayload as exc:
+        if base_version == current.version:
+            raise
+        # Valid on its own, invalid merged with what changed since (a start date
+        # after the new due date): the client must rebase, not fix its input.
+        raise VersionConflict(
+            f"merged with the changes since base_version, {exc.message}",
+            {"task": to_wire(current), "conflicting_fields": sorted(fields)},
+        ) from None
     if updated is None:  # impossible while the seq row is locked; never write blindly
         raise VersionConflict("the task changed concurrently", {"task": to_wire(current)})
     diff = {
         name: {"before": to_wire(getattr(current, name)), "after": to_wire(getattr(updated, name))}
         for name in fields
     }
-    return await task_events.append(
+    if undelay:
+        diff["is_delayed"] = {"before": True, "after": False}
+    event = await task_events.append(
         conn,
         seq=seq,
         type=_classify(diff),
@@ -122,6 +158,65 @@ async def update(
         changes=diff,
         correlation_id=correlation_id,
     )
+    return Written(event, await _next_occurrence(conn, actor_id, current, updated, correlation_id))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _next_occurrence(
+    conn: Connection, actor_id: uuid.UUID, before: Task, after: Task, correlation_id: str | None
+) -> tuple[TaskEvent, ...]:
+    """The `task.created` of a completed recurring task's next occurrence, if this edit
+    completed one; made at most once per task (reopening and completing again makes
+    none, which the unique index on `recurrence_of` also holds)."""
+    rule = after.recurrence
+    if rule is None or after.status != TaskStatus.DONE or before.status == TaskStatus.DONE:
+        return ()
+    if await tasks.occurrence_exists(conn, after.id):
+        return ()
+    try:
+        start, due = recurrence.next_dates(
+            rule, after.start_date, after.due_date, after.completed_at or _now()
+        )
+    except ValueError as exc:  # a rule stored before it was checked; never block completion
+        log.warning(
+            "recurrence not scheduled",
+            extra={"task_id": str(after.id), "recurrence": rule, "error": str(exc)},
+        )
+        return ()
+    assignee = after.assignee_id
+    if assignee is not None and await boards.role_of(conn, after.board_id, assignee) is None:
+        assignee = None  # left the board since
+    fields = {
+        "title": after.title,
+        "description": after.description,
+        "status": TaskStatus.TODO,
+        "priority": after.priority,
+        "assignee_id": assignee,
+        "assigned_role": after.assigned_role,
+        "tags": after.tags,
+        "start_date": start,
+        "due_date": due,
+        "recurrence": rule,
+        "epic": after.epic,
+    }
+    task = await tasks.insert(
+        conn, after.board_id, after.creator_id, fields, recurrence_of=after.id
+    )
+    # the board's seq row is already locked by this transaction: the next number follows
+    seq = await boards.next_seq(conn, after.board_id)
+    created = await task_events.append(
+        conn,
+        seq=seq,
+        type=TaskEventType.CREATED,
+        task=task,
+        actor_id=actor_id,
+        changes={},
+        correlation_id=correlation_id,
+    )
+    return (created,)
 
 
 async def delete(

@@ -8,15 +8,16 @@ import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
-from handlers import accounts, boards_rest, health
+from handlers import accounts, audit_rest, boards_rest, health
 from handlers.deps import Deps, Limits
 from handlers.rest import DEPS, errors_middleware
 from handlers.socket_events import ROUTES
-from handlers.socket_hub import HubNamespace
+from handlers.socket_hub import HUB_NAMESPACE, HubNamespace
 from hub import heartbeat, maintenance
 from hub.config import Settings
 from hub.metrics import HubMetrics
 from hub.tokens import JwtAccessTokens
+from hub.workers import embedded_workers
 from storage.db import create_pool
 from storage.keys import RedisKeys
 from storage.presence import Presence
@@ -24,7 +25,6 @@ from storage.presence import Presence
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", HubMetrics)
 SIO = web.AppKey("sio", socketio.AsyncServer)
-NAMESPACE = web.AppKey("namespace", HubNamespace)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -57,7 +57,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         )
         app[DEPS] = deps
         namespace = HubNamespace(deps, ROUTES)
-        app[NAMESPACE] = namespace
+        app[HUB_NAMESPACE] = namespace
         app[SIO].register_namespace(namespace)
         yield
     finally:
@@ -67,9 +67,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     async with (
-        heartbeat.running(app[SETTINGS], app[NAMESPACE]),
+        heartbeat.running(app[SETTINGS], app[HUB_NAMESPACE]),
         maintenance.running(app[DEPS].pool),
     ):
+        yield
+
+
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    """EMBEDDED_WORKERS run as owned tasks of this process (`make run`, tests)."""
+    settings = app[SETTINGS]
+    async with embedded_workers(settings, settings.embedded_workers):
         yield
 
 
@@ -103,7 +110,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     sio.attach(app)
     app[SIO] = sio
-    app.add_routes(accounts.routes() + boards_rest.routes() + health.routes())
+    app.add_routes(accounts.routes() + boards_rest.routes() + audit_rest.routes() + health.routes())
     app.router.add_get("/metrics", metrics_view)
-    app.cleanup_ctx.extend([_resources, _background, _socketio_shutdown])
+    app.cleanup_ctx.extend([_resources, _background, _workers, _socketio_shutdown])
     return app

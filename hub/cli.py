@@ -75,6 +75,8 @@ def dev() -> None:
         env.setdefault("TASKHUB_ENV", "development")
         env.setdefault("LOG_FORMAT", "text")
         env.setdefault("HOST", "127.0.0.1")
+        # one process runs the whole product: the web node and every worker
+        env.setdefault("EMBEDDED_WORKERS", ",".join(WORKER_NAMES))
         if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
             env.setdefault("KAFKA_IDEMPOTENCE", "false")  # the embedded broker refuses it
         settings = _settings(env)

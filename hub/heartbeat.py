@@ -24,9 +24,12 @@ async def _beat_and_reap(settings: Settings, ns: HubNamespace) -> None:
     next_reap = 0.0
     while True:
         try:
-            await ns.deps.presence.heartbeat(
+            alive = await ns.deps.presence.heartbeat(
                 settings.node_id, settings.node_ttl, sorted(ns.local_sids)
             )
+            if not alive and ns.local_sids:
+                log.warning("this node's heartbeat had lapsed; registering its connections again")
+                await presence.register_again(ns)
             if time.monotonic() >= next_reap:
                 next_reap = time.monotonic() + settings.reap_interval
                 await presence.reap_dead_nodes(ns)
@@ -43,6 +46,8 @@ async def _beat_and_reap(settings: Settings, ns: HubNamespace) -> None:
 @contextlib.asynccontextmanager
 async def running(settings: Settings, ns: HubNamespace) -> AsyncIterator[asyncio.Task[None]]:
     """Run the loop while the app lives; on a clean stop, leave nothing behind."""
+    # A previous process with this NODE_ID may have died with connections on record.
+    await presence.reap_node(ns, settings.node_id)
     task = asyncio.create_task(_beat_and_reap(settings, ns), name="presence-heartbeat")
     try:
         yield task

@@ -35,6 +35,12 @@ class RedisRoomEmitter:
     async def emit(self, event: str, data: Any, room: str) -> None:
         await self._manager.emit(event, data, namespace="/", room=room)
 
+    async def close(self) -> None:
+        """The manager connects lazily on the first emit and has no close of its own."""
+        redis = getattr(self._manager, "redis", None)
+        if redis is not None:
+            await redis.aclose()
+
 
 def worker_main(name: str) -> WorkerMain:
     if name not in WORKER_NAMES:
@@ -62,15 +68,17 @@ def worker_config(settings: Settings) -> WorkerConfig:
 async def worker_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
     pool = await create_pool(settings.database_url, min_size=1, max_size=5)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    emitter = RedisRoomEmitter(settings.redis_url, settings.socketio_channel)
     try:
         yield WorkerDeps(
             pool=pool,
             redis=redis,
             keys=RedisKeys(settings.redis_key_prefix),
-            emitter=RedisRoomEmitter(settings.redis_url, settings.socketio_channel),
+            emitter=emitter,
             config=worker_config(settings),
         )
     finally:
+        await emitter.close()
         await redis.aclose()
         await pool.close()
 

@@ -12,12 +12,22 @@ from protocol.events import ClientEvent, ServerEvent
 from protocol.payloads import (
     BoardJoin,
     BoardLeave,
+    NotificationsList,
+    NotificationsRead,
     Payload,
     PresenceList,
+    ReminderCreate,
+    ReminderDismiss,
+    ReminderList,
     TaskCreate,
     TaskDelete,
     TaskMove,
     TaskUpdate,
+)
+
+_REMINDER = (
+    "the reminder: `id`, `task_id`, `user_id`, `remind_at`, `method`, `status` (`scheduled`, "
+    "`sent`, `failed`, `dismissed`), `attempts`, `last_error`, `sent_at`, `created_at`"
 )
 
 _TASK_EVENT_ACK = (
@@ -54,7 +64,8 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "full snapshot; `mode` says which one the reply holds.",
             "`board`, `seq` (the board's current seq), `mode` (`snapshot` or `events`), "
             "`tasks` (snapshot: live tasks) or `events` (events after `since_seq`, in seq "
-            "order), `presence` (users on the board now)",
+            "order), `presence` (users on the board now), `unread_notifications` (the "
+            "caller's unread notification count)",
             ("forbidden", "not_found", "invalid_payload"),
         ),
         ClientEventSpec(
@@ -105,18 +116,70 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             _TASK_EVENT_ACK,
             ("forbidden", "not_found", "invalid_payload", "version_conflict"),
         ),
+        ClientEventSpec(
+            ClientEvent.NOTIFICATIONS_LIST,
+            NotificationsList,
+            "The caller's notifications, unread first, then newest first; `limit` per page "
+            "(at most 100, 50 by default). For the next page send `before` = the `next` of "
+            "this reply. A notification read while paging may be listed once more among the "
+            "read ones; none is skipped.",
+            "`notifications` (`[{id, user_id, type, level, title, message, task_id, board_id, "
+            "event_id, read_at, created_at}]`), `next` (cursor of the next page, or null), "
+            "`unread` (the caller's unread count)",
+            ("invalid_payload",),
+        ),
+        ClientEventSpec(
+            ClientEvent.NOTIFICATIONS_READ,
+            NotificationsRead,
+            "Mark notifications read: `ids` (at most 500 of the caller's own; others' and "
+            "unknown ids change nothing) or `all: true`, exactly one of the two. Every "
+            "connection of the caller then gets `notifications:unread`.",
+            "`unread` (the caller's unread count after the change)",
+            ("invalid_payload",),
+        ),
+        ClientEventSpec(
+            ClientEvent.REMINDERS_CREATE,
+            ReminderCreate,
+            "Set a reminder for yourself on a task of a board you belong to (any role). "
+            "`remind_at` carries a timezone and lies in the future; `method` is `in_app` "
+            "(default: a `notification` of type `reminder`), `email`, `push` or `sms`. "
+            "It fires once, at its time.",
+            _REMINDER,
+            ("forbidden", "not_found", "invalid_payload"),
+        ),
+        ClientEventSpec(
+            ClientEvent.REMINDERS_LIST,
+            ReminderList,
+            "Your reminders on a task, soonest first (other members' stay private).",
+            f"`task_id`, `reminders` (each as in `reminders:create`: {_REMINDER})",
+            ("forbidden", "not_found", "invalid_payload"),
+        ),
+        ClientEventSpec(
+            ClientEvent.REMINDERS_DISMISS,
+            ReminderDismiss,
+            "Dismiss one of your reminders so it does not fire; dismissing again is "
+            "harmless. A reminder already sent cannot be dismissed (`invalid_payload`); "
+            "another user's reminder is `not_found`.",
+            _REMINDER,
+            ("not_found", "invalid_payload"),
+        ),
     )
 }
 
 SERVER_EVENTS: tuple[ServerEventSpec, ...] = (
     ServerEventSpec(
-        ServerEvent.TASK_CREATED, "board:{id}", "A task was created; the same body as the ack."
+        ServerEvent.TASK_CREATED,
+        "board:{id}",
+        "A task was created; the same body as the ack. Completing a recurring task also "
+        "creates its next occurrence (`task.recurrence_of` = the completed task), sent "
+        "right after the completion's `task:updated`, in seq order.",
     ),
     ServerEventSpec(
         ServerEvent.TASK_UPDATED,
         "board:{id}",
         "A task was edited or moved; `type` says how (`task.updated`, `task.assigned`, "
-        "`task.status_changed`, `task.completed`).",
+        "`task.status_changed`, `task.completed`, or `task.delayed`: its due date passed "
+        "before it was done; sent once, by the scheduler).",
     ),
     ServerEventSpec(ServerEvent.TASK_DELETED, "board:{id}", "A task was soft-deleted."),
     ServerEventSpec(
@@ -124,5 +187,16 @@ SERVER_EVENTS: tuple[ServerEventSpec, ...] = (
         "board:{id}",
         "`{board_id, user: {id, name}, state}` with state `joined` (first connection of "
         "the user on the board) or `left` (last one gone, also when its node died).",
+    ),
+    ServerEventSpec(
+        ServerEvent.NOTIFICATION,
+        "user:{id}",
+        "A new notification for this user, the same shape as in `notifications:list` "
+        "(reaches every connection of the user).",
+    ),
+    ServerEventSpec(
+        ServerEvent.NOTIFICATIONS_UNREAD,
+        "user:{id}",
+        "`{unread}`: the user's unread count changed on one of their connections.",
     ),
 )

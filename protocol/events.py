@@ -11,6 +11,11 @@ class ClientEvent(StrEnum):
     TASK_MOVE = "task:move"
     TASK_DELETE = "task:delete"
     PRESENCE_LIST = "presence:list"
+    NOTIFICATIONS_LIST = "notifications:list"
+    NOTIFICATIONS_READ = "notifications:read"
+    REMINDERS_CREATE = "reminders:create"
+    REMINDERS_LIST = "reminders:list"
+    REMINDERS_DISMISS = "reminders:dismiss"
 
 
 class ServerEvent(StrEnum):
@@ -18,6 +23,8 @@ class ServerEvent(StrEnum):
     TASK_UPDATED = "task:updated"
     TASK_DELETED = "task:deleted"
     PRESENCE = "presence"
+    NOTIFICATION = "notification"
+    NOTIFICATIONS_UNREAD = "notifications:unread"
 
 
 # Names python-socketio and Engine.IO reserve; a client may never trigger them.

@@ -99,6 +99,8 @@ class Task(msgspec.Struct, kw_only=True):
     version: int
     created_at: datetime
     updated_at: datetime
+    # the occurrence this one follows, for tasks made by completing a recurring task
+    recurrence_of: uuid.UUID | None = None
 
 
 class TaskEvent(msgspec.Struct, kw_only=True):
@@ -114,6 +116,71 @@ class TaskEvent(msgspec.Struct, kw_only=True):
     changes: dict[str, Any]
     correlation_id: str | None
     occurred_at: datetime
+
+
+class NotificationType(StrEnum):
+    TASK_ASSIGNED = "task_assigned"
+    TASK_DELAYED = "task_delayed"
+    TASK_COMPLETED = "task_completed"
+    TASK_STATUS_CHANGED = "task_status_changed"
+    MENTION = "mention"
+    REMINDER = "reminder"
+    SYSTEM = "system"
+
+
+class NotificationLevel(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ALERT = "alert"
+
+
+class Notification(msgspec.Struct, kw_only=True):
+    """Something one user should see; `read_at` is null while unread.
+
+    `event_id` names the event that caused it, so a redelivered event never
+    notifies the same person twice.
+    """
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    type: NotificationType
+    level: NotificationLevel
+    title: str
+    message: str
+    task_id: uuid.UUID | None
+    board_id: uuid.UUID | None
+    event_id: uuid.UUID | None
+    read_at: datetime | None
+    created_at: datetime
+
+
+class ReminderMethod(StrEnum):
+    IN_APP = "in_app"
+    EMAIL = "email"
+    PUSH = "push"
+    SMS = "sms"
+
+
+class ReminderStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    SENT = "sent"
+    FAILED = "failed"
+    DISMISSED = "dismissed"
+
+
+class Reminder(msgspec.Struct, kw_only=True):
+    """A reminder one user set on a task; `attempts` and `last_error` tell why one failed."""
+
+    id: uuid.UUID
+    task_id: uuid.UUID
+    user_id: uuid.UUID
+    remind_at: datetime
+    method: ReminderMethod
+    status: ReminderStatus
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+    created_at: datetime
 
 
 def to_wire(value: Any) -> Any:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from protocol.errors import InvalidPayload
-from protocol.models import BoardRole, TaskPriority, TaskStatus, TeamRole
+from protocol.models import BoardRole, ReminderMethod, TaskPriority, TaskStatus, TeamRole
 
 Title = Annotated[str, Meta(min_length=1, max_length=255)]
 Description = Annotated[str, Meta(max_length=20_000)]
@@ -170,6 +170,60 @@ class TaskDelete(Payload):
     op_id: uuid.UUID | None = None
 
 
+# -- notifications -----------------------------------------------------------
+
+
+NotificationCursor = Annotated[str, Meta(min_length=1, max_length=200)]
+NotificationIds = Annotated[list[uuid.UUID], Meta(min_length=1, max_length=500)]
+
+
+class NotificationsList(Payload):
+    """`before`: the `next` cursor of the previous page; absent for the first page."""
+
+    before: NotificationCursor | None = None
+    limit: Annotated[int, Meta(ge=1, le=100)] = 50
+
+
+class NotificationsRead(Payload):
+    """Either `ids` (the caller's notifications to mark read) or `all: true`."""
+
+    ids: NotificationIds | None = None
+    all: bool | None = None
+
+    def validate(self) -> None:
+        if self.all is False:
+            raise InvalidPayload("all may only be true", details={"field": "all"})
+        if (self.ids is None) == (self.all is None):
+            raise InvalidPayload("give exactly one of ids or all", details={"field": "ids"})
+
+
+# -- reminders ---------------------------------------------------------------
+
+
+class ReminderCreate(Payload):
+    """A reminder for the caller; `remind_at` must carry a timezone and lie ahead."""
+
+    task_id: uuid.UUID
+    remind_at: Instant
+    method: ReminderMethod = ReminderMethod.IN_APP
+    op_id: uuid.UUID | None = None
+
+    def validate(self) -> None:
+        # checked against this server's clock; a reminder in the past would fire at once,
+        # which is never what the client meant
+        if self.remind_at <= datetime.now(UTC):
+            raise InvalidPayload("remind_at must be in the future", details={"field": "remind_at"})
+
+
+class ReminderList(Payload):
+    task_id: uuid.UUID
+
+
+class ReminderDismiss(Payload):
+    reminder_id: uuid.UUID
+    op_id: uuid.UUID | None = None
+
+
 # -- REST bodies -------------------------------------------------------------
 
 
@@ -183,6 +237,11 @@ class Register(Payload):
             raise InvalidPayload("email is not a valid address", details={"field": "email"})
         if not self.name.strip():
             raise InvalidPayload("name must not be blank", details={"field": "name"})
+        if len(self.password.encode()) > 72:
+            # bcrypt reads 72 bytes at most; a longer secret would be silently cut
+            raise InvalidPayload(
+                "password must be at most 72 bytes in UTF-8", details={"field": "password"}
+            )
 
 
 class Login(Payload):
@@ -219,6 +278,24 @@ class TaskQuery(Payload):
     overdue: bool | None = None
     limit: Limit = 50
     after: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class AuditQuery(Payload):
+    """Query string of `GET /api/admin/audit`; `type` ending in "." matches a prefix."""
+
+    type: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
+    actor_id: uuid.UUID | None = None
+    entity_type: Annotated[str, Meta(min_length=1, max_length=50)] | None = None
+    entity_id: uuid.UUID | None = None
+    correlation_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    since: Instant | None = None
+    until: Instant | None = None
+    limit: Limit = 50
+    after: Annotated[str, Meta(max_length=200)] | None = None
+
+    def validate(self) -> None:
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise InvalidPayload("until must be after since", details={"field": "until"})
 
 
 P = TypeVar("P", bound=Payload)

@@ -104,6 +104,13 @@ async def remove_member(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUI
         raise NotFound("no such member on this board")
 
 
+async def lock_members(conn: Connection, board_id: uuid.UUID) -> None:
+    """Serialise membership changes of a board until the transaction ends, so two
+    owners removing each other cannot leave it with none."""
+    if await conn.fetchval("SELECT true FROM boards WHERE id = $1 FOR UPDATE", board_id) is None:
+        raise NotFound("board not found")
+
+
 async def count_owners(conn: Connection, board_id: uuid.UUID) -> int:
     return int(
         await conn.fetchval(

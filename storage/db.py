@@ -26,6 +26,11 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Poo
     return pool
 
 
+async def ping(pool: Pool) -> None:
+    async with pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+
+
 @asynccontextmanager
 async def transaction(
     pool: Pool, *, isolation: str = "read_committed", readonly: bool = False

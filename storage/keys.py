@@ -19,12 +19,18 @@ class RedisKeys:
         return f"{self.prefix}ws:connection:{sid}:boards"
 
     def user_connections(self, user_id: object) -> str:
-        return f"{self.prefix}ws:user:{user_id}:connections"
+        head, tail = self.user_connections_parts()
+        return f"{head}{user_id}{tail}"
+
+    def user_connections_parts(self) -> tuple[str, str]:
+        """What stands before and after the user id (for Lua scripts that build keys)."""
+        return f"{self.prefix}ws:user:", ":connections"
 
     def node(self, node_id: str) -> str:
         return f"{self.prefix}ws:node:{node_id}"
 
     def node_connections(self, node_id: str) -> str:
+        """Hash of sid -> user_id of the connections a node holds."""
         return f"{self.prefix}ws:node:{node_id}:connections"
 
     def nodes(self) -> str:
@@ -35,10 +41,18 @@ class RedisKeys:
 
     def board_presence(self, board_id: object) -> str:
         """Hash of sid -> user_id for the connections that joined the board."""
-        return f"{self.prefix}ws:board:{board_id}:presence"
+        head, tail = self.board_presence_parts()
+        return f"{head}{board_id}{tail}"
+
+    def board_presence_parts(self) -> tuple[str, str]:
+        return f"{self.prefix}ws:board:", ":presence"
 
     def session(self, user_id: object) -> str:
         return f"{self.prefix}session:{user_id}"
 
     def notifications_channel(self) -> str:
         return f"{self.prefix}pubsub:notifications"
+
+    def bridge_seen(self, event_id: object) -> str:
+        """Set (NX, with a TTL) once the bridge emitted a foreign Kafka event to its room."""
+        return f"{self.prefix}bridge:seen:{event_id}"

@@ -1,12 +1,21 @@
 """Who is connected where, in Redis (DESIGN.md "Redis keys").
 
-Each connection has a hash and belongs to its user's set and its node's set;
-each board has a hash of the connections that joined it. A node refreshes its
-heartbeat; when the heartbeat expires, a live node reaps what the dead one left.
+Each connection has a hash (with a TTL the node's heartbeat refreshes) and is
+listed in its user's set and its node's hash (sid -> user_id); each board has a
+hash of the connections that joined it (sid -> user_id). The per-board and
+per-node entries carry the user id themselves, so a node that died long ago
+(its connection hashes expired) can still be cleaned up completely.
+
+Joins and removals are Lua scripts: a tab that closes while its `board:join`
+is in flight must not leave a ghost, and two tabs of one user joining or
+leaving at once still produce exactly one "joined" and one "left". The scripts
+build board and user keys from the connection's data, so they assume one Redis
+(not a cluster).
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,9 +24,11 @@ from redis.asyncio import Redis
 
 from storage.keys import RedisKeys
 
-# Atomic so two tabs of one user joining or leaving at once still produce exactly
-# one "joined" and one "left".
+# KEYS: board presence, connection boards, connection hash. ARGV: sid, user_id, board_id.
+# Returns -1 when the connection is already gone, 1 when the user was already on
+# the board, 0 when this is the user's first connection there.
 _JOIN = """
+if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
 local present = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
   if v == ARGV[2] then present = 1 break end
@@ -27,6 +38,8 @@ redis.call('SADD', KEYS[2], ARGV[3])
 return present
 """
 
+# KEYS: board presence, connection boards. ARGV: sid, user_id, board_id.
+# Returns 1 when that was the user's last connection on the board.
 _LEAVE = """
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[3])
@@ -36,6 +49,41 @@ for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
 end
 return 1
 """
+
+# KEYS: connection hash, connection boards, node connections.
+# ARGV: sid, board key head, board key tail, user key head, user key tail.
+# Returns a flat list: board_id, user_id, gone (1/0) for each board it had joined.
+_REMOVE = """
+local sid = ARGV[1]
+local user = redis.call('HGET', KEYS[1], 'user_id') or redis.call('HGET', KEYS[3], sid)
+redis.call('DEL', KEYS[1])
+local boards = redis.call('SMEMBERS', KEYS[2])
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[3], sid)
+local out = {}
+for _, b in ipairs(boards) do
+  local pkey = ARGV[2] .. b .. ARGV[3]
+  local u = redis.call('HGET', pkey, sid)
+  if u then
+    user = user or u
+    redis.call('HDEL', pkey, sid)
+    local gone = 1
+    for _, v in ipairs(redis.call('HVALS', pkey)) do
+      if v == u then gone = 0 break end
+    end
+    table.insert(out, b)
+    table.insert(out, u)
+    table.insert(out, gone)
+  end
+end
+if user then redis.call('SREM', ARGV[4] .. user .. ARGV[5], sid) end
+return out
+"""
+
+
+def _text(value: bytes | str) -> str:
+    """The client decodes responses; this only narrows the type redis-py declares."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True)
@@ -47,6 +95,10 @@ class Departure:
     user_gone: bool
 
 
+class ConnectionGone(Exception):
+    """The connection was removed (closed, or reaped) before the operation."""
+
+
 class Presence:
     def __init__(self, redis: Redis, keys: RedisKeys, *, connection_ttl: float) -> None:
         self._redis = redis
@@ -54,6 +106,10 @@ class Presence:
         self._ttl = max(1, int(connection_ttl))
         self._join = redis.register_script(_JOIN)
         self._leave = redis.register_script(_LEAVE)
+        self._remove = redis.register_script(_REMOVE)
+        # this process's heartbeat token: a heartbeat that finds another value (or
+        # none) knows its node was presumed dead in between
+        self._incarnation = secrets.token_hex(8)
 
     async def add_connection(self, sid: str, user_id: uuid.UUID, node_id: str) -> None:
         k = self._keys
@@ -64,17 +120,23 @@ class Presence:
             )
             pipe.expire(k.connection(sid), self._ttl)
             pipe.sadd(k.user_connections(user_id), sid)
-            pipe.sadd(k.node_connections(node_id), sid)
+            pipe.hset(k.node_connections(node_id), sid, str(user_id))
             await pipe.execute()
 
     async def join_board(self, sid: str, user_id: uuid.UUID, board_id: uuid.UUID) -> bool:
-        """Record the join; True when the user was not on the board before."""
+        """Record the join; True when the user was not on the board before.
+
+        Raises ConnectionGone when the connection closed meanwhile, so no ghost
+        entry is left behind.
+        """
         k = self._keys
-        was_present = await self._join(
-            keys=[k.board_presence(board_id), k.connection_boards(sid)],
+        result = await self._join(
+            keys=[k.board_presence(board_id), k.connection_boards(sid), k.connection(sid)],
             args=[sid, str(user_id), str(board_id)],
         )
-        return not was_present
+        if int(result) < 0:
+            raise ConnectionGone(sid)
+        return int(result) == 0
 
     async def leave_board(self, sid: str, user_id: uuid.UUID, board_id: uuid.UUID) -> bool:
         """Forget the join; True when that was the user's last connection on the board."""
@@ -87,60 +149,59 @@ class Presence:
 
     async def users_on_board(self, board_id: uuid.UUID) -> list[uuid.UUID]:
         values = await self._redis.hvals(self._keys.board_presence(board_id))
-        return sorted({uuid.UUID(v.decode() if isinstance(v, bytes) else v) for v in values})
+        return sorted({uuid.UUID(_text(v)) for v in values})
 
-    async def user_connection_count(self, user_id: uuid.UUID) -> int:
-        return int(await self._redis.scard(self._keys.user_connections(user_id)))
+    async def connections_of(self, user_id: uuid.UUID) -> list[str]:
+        members = await self._redis.smembers(self._keys.user_connections(user_id))
+        return sorted(_text(m) for m in members)
 
     async def remove_connection(self, sid: str, node_id: str) -> list[Departure]:
         """Drop a connection and its board joins; what it leaves behind for presence events."""
         k = self._keys
-        raw = await self._redis.hget(k.connection(sid), "user_id")
-        boards = await self._redis.smembers(k.connection_boards(sid))
-        departures: list[Departure] = []
-        if raw is not None:
-            user_id = uuid.UUID(raw.decode() if isinstance(raw, bytes) else raw)
-            for board in sorted(b.decode() if isinstance(b, bytes) else b for b in boards):
-                gone = await self.leave_board(sid, user_id, uuid.UUID(board))
-                departures.append(Departure(uuid.UUID(board), user_id, gone))
-            await self._redis.srem(k.user_connections(user_id), sid)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(k.connection(sid), k.connection_boards(sid))
-            pipe.srem(k.node_connections(node_id), sid)
-            await pipe.execute()
-        return departures
+        board_head, board_tail = k.board_presence_parts()
+        user_head, user_tail = k.user_connections_parts()
+        flat = await self._remove(
+            keys=[k.connection(sid), k.connection_boards(sid), k.node_connections(node_id)],
+            args=[sid, board_head, board_tail, user_head, user_tail],
+        )
+        return [
+            Departure(uuid.UUID(flat[i]), uuid.UUID(flat[i + 1]), bool(int(flat[i + 2])))
+            for i in range(0, len(flat), 3)
+        ]
 
     # -- nodes ---------------------------------------------------------------
 
-    async def heartbeat(self, node_id: str, node_ttl: float, local_sids: list[str]) -> None:
-        """Prove this node lives, and keep its connections' keys from expiring."""
+    async def heartbeat(self, node_id: str, node_ttl: float, local_sids: list[str]) -> bool:
+        """Prove this node lives and keep its connections' keys from expiring.
+
+        Returns False when the node's previous beat had lapsed (it may have been
+        reaped meanwhile): its connections must then be registered again.
+        """
         k = self._keys
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(k.node(node_id), str(time.time()), px=int(node_ttl * 1000))
+            pipe.set(k.node(node_id), self._incarnation, px=int(node_ttl * 1000), get=True)
             pipe.sadd(k.nodes(), node_id)
             for sid in local_sids:
                 pipe.expire(k.connection(sid), self._ttl)
-            await pipe.execute()
+            previous, *_ = await pipe.execute()
+        return bool(previous == self._incarnation)
 
     async def dead_nodes(self) -> list[str]:
-        nodes = [
-            n.decode() if isinstance(n, bytes) else n
-            for n in await self._redis.smembers(self._keys.nodes())
-        ]
+        nodes = sorted(_text(n) for n in await self._redis.smembers(self._keys.nodes()))
         if not nodes:
             return []
         alive = await self._redis.mget([self._keys.node(n) for n in nodes])
-        return sorted(n for n, beat in zip(nodes, alive, strict=True) if beat is None)
+        return [n for n, beat in zip(nodes, alive, strict=True) if beat is None]
 
-    async def claim_reap(self, node_id: str, hold_seconds: int = 60) -> bool:
-        """Only one live node reaps a dead one."""
-        return bool(
-            await self._redis.set(self._keys.reap_lock(node_id), "1", nx=True, ex=hold_seconds)
-        )
+    async def claim_reap(self, node_id: str, hold_seconds: int = 300) -> bool:
+        """Only one live node reaps a dead one; the claim ends with forget_node."""
+        key = self._keys.reap_lock(node_id)
+        return bool(await self._redis.set(key, "1", nx=True, ex=hold_seconds))
 
     async def node_connections(self, node_id: str) -> list[str]:
-        sids = await self._redis.smembers(self._keys.node_connections(node_id))
-        return sorted(s.decode() if isinstance(s, bytes) else s for s in sids)
+        return sorted(
+            _text(s) for s in await self._redis.hkeys(self._keys.node_connections(node_id))
+        )
 
     async def forget_node(self, node_id: str) -> None:
         k = self._keys

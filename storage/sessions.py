@@ -28,6 +28,7 @@ class SessionRow:
     expires_at: datetime
     rotated_at: datetime | None
     revoked_at: datetime | None
+    expired: bool = False
 
 
 async def create(
@@ -56,7 +57,8 @@ async def create(
 
 async def find_for_update(conn: Connection, token: str) -> SessionRow | None:
     row = await conn.fetchrow(
-        """SELECT id, family_id, user_id, expires_at, rotated_at, revoked_at
+        """SELECT id, family_id, user_id, expires_at, rotated_at, revoked_at,
+                  expires_at <= now() AS expired
            FROM sessions WHERE token_hash = $1 FOR UPDATE""",
         hash_token(token),
     )

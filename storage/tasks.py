@@ -44,9 +44,16 @@ def _db_value(value: Any) -> Any:
 
 
 async def insert(
-    conn: Connection, board_id: uuid.UUID, creator_id: uuid.UUID, fields: dict[str, Any]
+    conn: Connection,
+    board_id: uuid.UUID,
+    creator_id: uuid.UUID,
+    fields: dict[str, Any],
+    *,
+    recurrence_of: uuid.UUID | None = None,
 ) -> Task:
     values = {k: _db_value(v) for k, v in fields.items() if k in EDITABLE}
+    if recurrence_of is not None:
+        values["recurrence_of"] = recurrence_of
     if values.get("position") is None:
         values["position"] = await conn.fetchval(
             """SELECT coalesce(max(position), 0) + 1024 FROM tasks
@@ -76,11 +83,23 @@ async def get(conn: Connection, task_id: uuid.UUID) -> Task | None:
 
 
 async def update_if_version(
-    conn: Connection, task_id: uuid.UUID, version: int, changes: dict[str, Any]
+    conn: Connection,
+    task_id: uuid.UUID,
+    version: int,
+    changes: dict[str, Any],
+    *,
+    is_delayed: bool | None = None,
 ) -> Task | None:
-    """One conditional UPDATE; None when the stored version is no longer `version`."""
+    """One conditional UPDATE; None when the stored version is no longer `version`.
+
+    `is_delayed` is not a client field; the write path sets it when an edit
+    decides it (a due date moved to the future clears it).
+    """
     sets: list[str] = []
     params: list[Any] = [task_id, version]
+    if is_delayed is not None:
+        params.append(is_delayed)
+        sets.append(f"is_delayed = ${len(params)}")
     for name, value in changes.items():
         if name not in EDITABLE:
             raise ValueError(f"{name} is not editable")
@@ -100,6 +119,42 @@ async def update_if_version(
         )
     except asyncpg.CheckViolationError as exc:
         raise InvalidPayload(f"the edit violates {exc.constraint_name}") from None
+    return _task(row) if row else None
+
+
+async def occurrence_exists(conn: Connection, task_id: uuid.UUID) -> bool:
+    """Whether completing `task_id` already made its next occurrence (it is made once)."""
+    return bool(
+        await conn.fetchval("SELECT EXISTS (SELECT 1 FROM tasks WHERE recurrence_of = $1)", task_id)
+    )
+
+
+async def overdue_undelayed(conn: Connection, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(task_id, board_id) of live tasks past their due date, not finished, not yet marked."""
+    rows = await conn.fetch(
+        """SELECT id, board_id FROM tasks
+           WHERE NOT is_delayed AND due_date < now() AND status NOT IN ('done', 'cancelled')
+             AND deleted_at IS NULL
+           ORDER BY due_date, id LIMIT $1""",
+        limit,
+    )
+    return [(r["id"], r["board_id"]) for r in rows]
+
+
+async def mark_delayed(conn: Connection, task_id: uuid.UUID) -> Task | None:
+    """Mark a task delayed if it still is overdue and unmarked; None otherwise.
+
+    The conditions are checked again in the UPDATE itself, so a concurrent edit
+    (done, a new due date) or a second scheduler makes this a no-op, never a
+    second `task.delayed`.
+    """
+    row = await conn.fetchrow(
+        f"""UPDATE tasks SET is_delayed = true, version = version + 1, updated_at = now()
+            WHERE id = $1 AND NOT is_delayed AND due_date < now()
+              AND status NOT IN ('done', 'cancelled') AND deleted_at IS NULL
+            RETURNING {_COLUMNS}""",
+        task_id,
+    )
     return _task(row) if row else None
 
 

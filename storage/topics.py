@@ -22,6 +22,7 @@ TOPICS = (
     TopicSpec("task_events", 4),
     TopicSpec("chat_messages", 4),
     TopicSpec("reminders", 1),
+    TopicSpec("audit_events", 4),
 )
 
 

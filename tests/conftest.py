@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -21,7 +24,7 @@ from aiohttp.test_utils import TestServer
 
 from hub.app import create_app
 from hub.config import Settings
-from hub.devstack import EmbeddedStack
+from hub.devstack import EmbeddedStack, free_port
 from storage.migrate import migrate
 from tests.support import Hub
 
@@ -112,6 +115,8 @@ def node_env(services: dict[str, str], database: str) -> Callable[..., dict[str,
             "REDIS_KEY_PREFIX": f"test:{run}:",
             "SOCKETIO_CHANNEL": f"test-sio-{run}",
             "KAFKA_TOPIC_PREFIX": f"test-{run}-",
+            # the embedded broker (tansu) refuses idempotent producers
+            "KAFKA_IDEMPOTENCE": "false",
             "HEARTBEAT_INTERVAL": "0.5",
             "NODE_TTL": "2",
             "REAP_INTERVAL": "0.5",
@@ -155,3 +160,44 @@ async def start_hub(make_settings: Callable[..., Settings]) -> AsyncIterator[Cal
 @pytest.fixture
 async def hub(start_hub: Callable[..., object]) -> Hub:
     return await start_hub()  # type: ignore[no-any-return,misc]
+
+
+@pytest.fixture
+async def node_process(
+    node_env: Callable[..., dict[str, str]],
+) -> AsyncIterator[Callable[..., object]]:
+    """Start `taskhub serve` as a real separate process (a second node)."""
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def start(**overrides: str) -> tuple[str, asyncio.subprocess.Process]:
+        port = free_port()
+        env = {**os.environ, **node_env(PORT=str(port), HOST="127.0.0.1", **overrides)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hub.cli",
+            "serve",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as session:
+            while True:
+                assert proc.returncode is None, "the node exited while starting"
+                try:
+                    async with session.get(url + "/healthz") as resp:
+                        if resp.status == 200:
+                            return url, proc
+                except aiohttp.ClientError:
+                    pass
+                assert time.monotonic() < deadline, "node did not start"
+                await asyncio.sleep(0.1)
+
+    yield start
+    for proc in procs:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 10)

@@ -430,3 +430,13 @@ async def test_redis_session_hash_follows_login_and_logout(hub: Hub) -> None:
         assert await redis.hexists(key, session_of(alice.access_token))
     finally:
         await redis.aclose()
+
+
+async def test_a_password_over_72_bytes_is_refused_not_crashed(hub: Hub) -> None:
+    status, body = await hub.request(
+        "POST",
+        "/api/auth/register",
+        json={"email": "utf8@example.com", "name": "U", "password": "é" * 40},
+    )
+    assert status == 400 and body["error"]["code"] == "invalid_payload", body
+    assert "72 bytes" in body["error"]["message"]

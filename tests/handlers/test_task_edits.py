@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from tests.support import Account, Hub, Peer
@@ -33,10 +34,13 @@ async def _update(
     )
 
 
-async def test_same_field_from_same_base_exactly_one_wins(hub: Hub) -> None:
+async def test_same_field_from_same_base_exactly_one_wins(
+    hub: Hub, start_hub: Callable[..., Any]
+) -> None:
+    other = await start_hub()  # the two writers sit on different nodes: no local lock helps
     alice, bob = await hub.register("Alice"), await hub.register("Bob")
     _, task = await _board_with_task(hub, alice, bob)
-    a, b = await hub.peer(alice), await hub.peer(bob)
+    a, b = await hub.peer(alice), await other.peer(bob)
     try:
         acks = await asyncio.gather(
             _update(a, task["id"], 1, {"title": "Alice's"}),
@@ -90,7 +94,10 @@ async def test_disjoint_fields_from_same_base_both_apply(hub: Hub) -> None:
         await b.close()
 
 
-async def test_resent_op_id_is_applied_once_and_gets_the_first_ack(hub: Hub) -> None:
+async def test_resent_op_id_is_applied_once_and_gets_the_first_ack(
+    hub: Hub, start_hub: Callable[..., Any]
+) -> None:
+    other = await start_hub()
     alice, bob = await hub.register("Alice"), await hub.register("Bob")
     board_id, task = await _board_with_task(hub, alice, bob)
     a, watcher = await hub.peer(alice), await hub.peer(bob)
@@ -106,12 +113,20 @@ async def test_resent_op_id_is_applied_once_and_gets_the_first_ack(hub: Hub) -> 
         await watcher.wait_for("task:updated")
         await asyncio.sleep(0.3)
         assert len(watcher.events("task:updated")) == 1
-        # two resends racing each other are still applied once
+        # resends racing each other on two nodes are still applied once
         op2 = str(uuid.uuid4())
+        a_elsewhere = await other.peer(alice)
         racing = await asyncio.gather(
-            *(_update(a, task["id"], 2, {"description": "raced"}, op_id=op2) for _ in range(3))
+            *(
+                _update(peer, task["id"], 2, {"description": "raced"}, op_id=op2)
+                for peer in (a, a_elsewhere, a, a_elsewhere)
+            )
         )
+        await a_elsewhere.close()
         assert all(ack == racing[0] for ack in racing) and racing[0]["ok"], racing
+        # the same op_id with another payload is not answered with the first ack
+        changed = await _update(a, task["id"], 2, {"description": "other"}, op_id=op2)
+        assert changed["error"]["code"] == "invalid_payload"
         # the same op_id reused for another event is refused
         reused = await a.call("task:delete", {"task_id": task["id"], "op_id": op_id})
         assert reused["error"]["code"] == "invalid_payload"
@@ -131,10 +146,14 @@ async def test_resent_op_id_is_applied_once_and_gets_the_first_ack(hub: Hub) -> 
     assert version == 3 and events == 3
 
 
-async def test_twenty_editors_incrementing_lose_nothing(hub: Hub) -> None:
+async def test_twenty_editors_incrementing_lose_nothing(
+    hub: Hub, start_hub: Callable[..., Any]
+) -> None:
+    other = await start_hub()
     editors = [await hub.register(f"Editor {n}") for n in range(20)]
     _, task = await _board_with_task(hub, *editors)
-    peers = [await hub.peer(account) for account in editors]
+    # half the editors on each of two nodes, so only PostgreSQL can keep them apart
+    peers = [await (hub, other)[n % 2].peer(account) for n, account in enumerate(editors)]
     successes = 0
 
     async def increment_ten_times(peer: Peer) -> None:
@@ -205,3 +224,23 @@ async def test_move_delete_and_catch_up_by_seq(hub: Hub) -> None:
         assert ahead["data"]["mode"] == "snapshot"
     finally:
         await a.close()
+
+
+async def test_merge_that_breaks_a_cross_field_rule_is_a_conflict(hub: Hub) -> None:
+    alice, bob = await hub.register("Alice"), await hub.register("Bob")
+    _, task = await _board_with_task(hub, alice, bob)
+    a, b = await hub.peer(alice), await hub.peer(bob)
+    try:
+        first = await _update(a, task["id"], 1, {"start_date": "2030-01-10T00:00:00Z"})
+        assert first["ok"], first
+        # valid alone, invalid on top of Alice's edit: Bob must rebase, not fix input
+        second = await _update(b, task["id"], 1, {"due_date": "2030-01-01T00:00:00Z"})
+        assert second["error"]["code"] == "version_conflict", second
+        assert second["error"]["details"]["task"]["start_date"] == "2030-01-10T00:00:00Z"
+        assert second["error"]["details"]["conflicting_fields"] == ["due_date"]
+        # against the current version the same edit is plain bad input
+        third = await _update(b, task["id"], 2, {"due_date": "2030-01-01T00:00:00Z"})
+        assert third["error"]["code"] == "invalid_payload"
+    finally:
+        await a.close()
+        await b.close()

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import socketio
 
 from hub.demo import DEMO_USERS
 from hub.devstack import free_port
@@ -53,6 +54,25 @@ async def _run_until_ready(
     raise AssertionError("taskhub dev did not become ready in 60 s")
 
 
+async def _wait_for_notifications(url: str, email: str, password: str) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url + "/api/auth/login", json={"email": email, "password": password}) as resp,
+    ):
+        token = (await resp.json())["access_token"]
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(url, auth={"token": token}, transports=["websocket"])
+    try:
+        for _ in range(300):
+            listed = await sio.call("notifications:list", {})
+            if listed["ok"] and listed["data"]["unread"] > 0:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no notification reached the demo user: {listed}")
+    finally:
+        await sio.disconnect()
+
+
 async def _stop(proc: asyncio.subprocess.Process) -> str:
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
@@ -75,6 +95,9 @@ async def test_dev_serves_demo_stops_cleanly_and_keeps_data(tmp_path: Path) -> N
         http.get(url + f"/api/boards/{boards[0]['id']}/tasks?limit=50") as resp,
     ):
         assert len((await resp.json())["tasks"]) == 12
+
+    # the workers run too: Bob, assignee of half the demo tasks, gets notifications
+    await _wait_for_notifications(url, DEMO_USERS[1][0], DEMO_USERS[1][2])
 
     log = await _stop(proc)
     assert "alice-demo-password" in log  # the demo passwords are printed on start

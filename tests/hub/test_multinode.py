@@ -3,59 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import aiohttp
-import pytest
 from redis.asyncio import Redis
 
-from hub.devstack import free_port
 from tests.support import Hub
-
-
-@pytest.fixture
-async def node_process(
-    node_env: Callable[..., dict[str, str]],
-) -> AsyncIterator[Callable[..., object]]:
-    """Start `taskhub serve` as a real separate process (a second node)."""
-    procs: list[asyncio.subprocess.Process] = []
-
-    async def start(**overrides: str) -> tuple[str, asyncio.subprocess.Process]:
-        port = free_port()
-        env = {**os.environ, **node_env(PORT=str(port), HOST="127.0.0.1", **overrides)}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hub.cli",
-            "serve",
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as session:
-            while True:
-                assert proc.returncode is None, "the node exited while starting"
-                try:
-                    async with session.get(url + "/healthz") as resp:
-                        if resp.status == 200:
-                            return url, proc
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, "node did not start"
-                await asyncio.sleep(0.1)
-
-    yield start
-    for proc in procs:
-        if proc.returncode is None:
-            proc.terminate()
-            await asyncio.wait_for(proc.wait(), 10)
 
 
 async def test_edits_cross_nodes_and_dead_node_presence_is_reaped(

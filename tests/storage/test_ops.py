@@ -16,8 +16,8 @@ async def test_prune_forgets_only_old_acks(database: str) -> None:
             "INSERT INTO users (email, name, password_hash) VALUES ('p@x.io', 'P', 'h') RETURNING id"
         )
         old, fresh = uuid.uuid4(), uuid.uuid4()
-        assert await ops.claim(conn, user, old, "task:update") is None
-        assert await ops.claim(conn, user, fresh, "task:update") is None
+        assert await ops.claim(conn, user, old, "task:update", b"a") is None
+        assert await ops.claim(conn, user, fresh, "task:update", b"b") is None
         await conn.execute(
             "UPDATE processed_ops SET created_at = now() - interval '2 days' WHERE op_id = $1", old
         )

@@ -1,0 +1,150 @@
+"""Notifications: what one user should see, read or not.
+
+Rows are made by workers (the notifier, the scheduler) and read by their
+recipient. A notification caused by an event is unique by (event_id, user_id),
+so an event delivered twice by Kafka notifies nobody twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from protocol.errors import InvalidPayload
+from protocol.models import Notification, NotificationLevel, NotificationType
+from storage.db import Connection
+
+_COLUMNS = (
+    "id, user_id, type, level, title, message, task_id, board_id, event_id, read_at, created_at"
+)
+
+# Unread first, then newest; `id` breaks ties between rows of the same instant.
+_ORDER = "(read_at IS NULL) DESC, created_at DESC, id DESC"
+_SORT_KEY = "((read_at IS NULL), created_at, id)"
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A notification about to be created (the row without its id and times)."""
+
+    user_id: uuid.UUID
+    type: NotificationType
+    title: str
+    message: str = ""
+    level: NotificationLevel = NotificationLevel.INFO
+    task_id: uuid.UUID | None = None
+    board_id: uuid.UUID | None = None
+    event_id: uuid.UUID | None = None
+
+
+def _notification(row: asyncpg.Record) -> Notification:
+    return Notification(**dict(row))
+
+
+async def create(conn: Connection, drafts: Sequence[Draft]) -> list[Notification]:
+    """Insert `drafts` in one statement; returns only the rows this call created.
+
+    A draft whose (event_id, user_id) already exists is skipped, so the caller
+    pushes exactly the returned ones and a redelivered event pushes nothing.
+    """
+    if not drafts:
+        return []
+    rows = await conn.fetch(
+        f"""INSERT INTO notifications
+                (user_id, type, level, title, message, task_id, board_id, event_id)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                 $6::uuid[], $7::uuid[], $8::uuid[])
+            ON CONFLICT ON CONSTRAINT notifications_event_user_key DO NOTHING
+            RETURNING {_COLUMNS}""",
+        [d.user_id for d in drafts],
+        [d.type.value for d in drafts],
+        [d.level.value for d in drafts],
+        [d.title for d in drafts],
+        [d.message for d in drafts],
+        [d.task_id for d in drafts],
+        [d.board_id for d in drafts],
+        [d.event_id for d in drafts],
+    )
+    return [_notification(r) for r in rows]
+
+
+def encode_cursor(notification: Notification) -> str:
+    unread = "1" if notification.read_at is None else "0"
+    raw = f"{unread}|{notification.created_at.isoformat()}|{notification.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[bool, datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        unread, created, notification_id = raw.split("|")
+        if unread not in ("0", "1"):
+            raise ValueError(unread)
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None:
+            raise ValueError(created)
+        return unread == "1", at, uuid.UUID(notification_id)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidPayload(
+            "before is not a cursor this server returned", {"field": "before"}
+        ) from None
+
+
+async def page_for_user(
+    conn: Connection, user_id: uuid.UUID, *, before: str | None, limit: int
+) -> tuple[list[Notification], str | None]:
+    """A user's notifications, unread first then newest, keyset-paginated.
+
+    The cursor is the sort key of the last row returned, so pages stay stable
+    while new notifications arrive. A notification read between two pages
+    moves to the read section and may be listed once more there; none is skipped.
+    """
+    params: list[object] = [user_id]
+    where = "user_id = $1"
+    if before is not None:
+        unread, created, notification_id = decode_cursor(before)
+        params += [unread, created, notification_id]
+        where += f" AND {_SORT_KEY} < ($2, $3, $4)"
+    params.append(limit + 1)
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM notifications WHERE {where}
+            ORDER BY {_ORDER} LIMIT ${len(params)}""",
+        *params,
+    )
+    items = [_notification(r) for r in rows[:limit]]
+    following = encode_cursor(items[-1]) if len(rows) > limit else None
+    return items, following
+
+
+async def mark_read(conn: Connection, user_id: uuid.UUID, ids: Sequence[uuid.UUID] | None) -> int:
+    """Mark the user's `ids` (or all, when None) read; returns how many changed.
+
+    Ids of other users' notifications, unknown ids and ids already read change
+    nothing: a user can only ever touch their own rows.
+    """
+    if ids is None:
+        status = await conn.execute(
+            "UPDATE notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL",
+            user_id,
+        )
+    else:
+        status = await conn.execute(
+            """UPDATE notifications SET read_at = now()
+               WHERE user_id = $1 AND id = ANY($2::uuid[]) AND read_at IS NULL""",
+            user_id,
+            list(ids),
+        )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def unread_count(conn: Connection, user_id: uuid.UUID) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL", user_id
+        )
+    )

@@ -1,0 +1,237 @@
+"""The scheduler: delivers due reminders and marks overdue tasks delayed.
+
+Every `scheduler_interval` it:
+
+- claims due reminders one at a time with `FOR UPDATE SKIP LOCKED` and, in
+  that same transaction, delivers it (in-app: a `notification` row; other
+  methods: the `ReminderSender`), marks it `sent` (or counts the failed
+  attempt) and writes `reminder.sent` / `reminder.failed` to the outbox. The
+  row's status is the truth, so a second scheduler skips what the first holds
+  and a restarted one finds it already sent. The in-app push goes out after
+  the commit.
+- marks live tasks past their due date, not done or cancelled, `is_delayed`
+  once: per task one transaction takes the board's next seq, updates the task
+  conditionally (version + 1) and appends `task.delayed`; `task:updated` is
+  emitted to the board after the commit. The conditional UPDATE makes a second
+  scheduler's attempt a no-op that gives its seq back.
+
+A sender's network call runs while the reminder's row is locked (there is no
+"sending" status to park it in), bounded by `SEND_TIMEOUT`; a crash between
+the send and the commit sends that one again later, at least once. In-app
+delivery has no such window: the notification is unique by (reminder id, user).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Protocol
+
+from protocol.events import ServerEvent, TaskEventType, room_board
+from protocol.models import (
+    Notification,
+    NotificationType,
+    Reminder,
+    ReminderMethod,
+    ReminderStatus,
+    TaskEvent,
+    to_wire,
+)
+from storage import boards, notifications, reminders, task_events, tasks
+from storage.db import Connection, transaction
+from workers.deps import WorkerDeps
+from workers.notifier import push
+
+log = logging.getLogger(__name__)
+
+# attempts before a reminder whose sender keeps failing is given up as `failed`
+MAX_ATTEMPTS = 5
+# a failed attempt is retried RETRY_BASE_SECONDS * (2^attempts - 1) after remind_at
+RETRY_BASE_SECONDS = 30.0
+SEND_TIMEOUT = 10.0
+# work done per tick at most, so a backlog never keeps `stop` waiting for long
+BATCH = 100
+TITLE_MAX = 300
+
+
+class ReminderSender(Protocol):
+    """Delivers a reminder by email, push or SMS; raises when it could not."""
+
+    async def send(self, reminder: Reminder, task_title: str) -> None: ...
+
+
+class LoggingSender:
+    """The default sender: no mail or SMS gateway is configured, so it logs the reminder
+    and reports success. A real sender is given to `serve` instead."""
+
+    async def send(self, reminder: Reminder, task_title: str) -> None:
+        log.info(
+            "reminder sent",
+            extra={
+                "reminder_id": str(reminder.id),
+                "user_id": str(reminder.user_id),
+                "method": reminder.method.value,
+                "task_title": task_title,
+            },
+        )
+
+
+async def run(deps: WorkerDeps, stop: asyncio.Event) -> None:
+    """`taskhub worker scheduler`: the default sender, until `stop`."""
+    await serve(deps, stop, LoggingSender())
+
+
+async def serve(deps: WorkerDeps, stop: asyncio.Event, sender: ReminderSender) -> None:
+    """Tick until `stop`; a failing tick (the database away) is logged and retried."""
+    while not stop.is_set():
+        try:
+            await tick(deps, sender, stop)
+        except Exception:
+            log.exception("scheduler tick failed; retrying")
+        try:
+            await asyncio.wait_for(stop.wait(), deps.config.scheduler_interval)
+        except TimeoutError:
+            pass
+
+
+async def tick(deps: WorkerDeps, sender: ReminderSender, stop: asyncio.Event) -> None:
+    await deliver_due_reminders(deps, sender, stop)
+    await mark_delayed_tasks(deps, stop)
+
+
+# -- reminders ---------------------------------------------------------------
+
+
+async def deliver_due_reminders(
+    deps: WorkerDeps, sender: ReminderSender, stop: asyncio.Event
+) -> int:
+    """Deliver due reminders until none is left (or BATCH); returns how many were handled."""
+    handled = 0
+    while handled < BATCH and not stop.is_set():
+        done, created = await _deliver_one(deps, sender)
+        if not done:
+            break
+        handled += 1
+        if created:
+            await push(deps, created)
+    return handled
+
+
+async def _deliver_one(deps: WorkerDeps, sender: ReminderSender) -> tuple[bool, list[Notification]]:
+    """Claim and settle one due reminder; (False, []) when none is due.
+
+    The delivery runs in a savepoint: whatever goes wrong in it (the sender, a
+    bug, a constraint) rolls back only the delivery and is counted as a failed
+    attempt, so one bad reminder never blocks the ones due after it.
+    """
+    async with transaction(deps.pool) as conn:
+        due = await reminders.claim_due(conn, RETRY_BASE_SECONDS)
+        if due is None:
+            return False, []
+        reminder = due.reminder
+        created: list[Notification] = []
+        if due.task_deleted or not due.still_member:
+            # nothing left to remind of, or nobody entitled to hear of it: final
+            reason = "the task was deleted" if due.task_deleted else "no longer a board member"
+            settled = await reminders.mark_attempt_failed(conn, reminder.id, reason, max_attempts=1)
+        else:
+            try:
+                async with conn.transaction():
+                    created = await _deliver(conn, due, sender)
+                    settled = await reminders.mark_sent(conn, reminder.id)
+            except Exception as exc:
+                log.warning(
+                    "reminder delivery failed",
+                    extra={"reminder_id": str(reminder.id), "error": repr(exc)},
+                )
+                created = []
+                settled = await reminders.mark_attempt_failed(
+                    conn, reminder.id, repr(exc), max_attempts=MAX_ATTEMPTS
+                )
+        if settled.status != ReminderStatus.SCHEDULED:  # a retry is not news yet
+            await reminders.record(conn, settled, due.board_id)
+    log.info(
+        "reminder settled",
+        extra={"reminder_id": str(reminder.id), "status": settled.status.value},
+    )
+    return True, created
+
+
+async def _deliver(
+    conn: Connection, due: reminders.Due, sender: ReminderSender
+) -> list[Notification]:
+    """In-app: the notification row (pushed after commit); otherwise the sender."""
+    if due.reminder.method == ReminderMethod.IN_APP:
+        return await notifications.create(conn, [_draft(due)])
+    await asyncio.wait_for(sender.send(due.reminder, due.task_title), SEND_TIMEOUT)
+    return []
+
+
+def _draft(due: reminders.Due) -> notifications.Draft:
+    reminder = due.reminder
+    when = (
+        f"It is due {due.task_due_date.strftime('%Y-%m-%d %H:%M UTC')}."
+        if due.task_due_date is not None
+        else "You asked to be reminded of this task."
+    )
+    return notifications.Draft(
+        user_id=reminder.user_id,
+        type=NotificationType.REMINDER,
+        title=f"Reminder: {due.task_title}"[:TITLE_MAX],
+        message=when,
+        task_id=reminder.task_id,
+        board_id=due.board_id,
+        # one reminder can never notify twice, whatever happens around the claim
+        event_id=reminder.id,
+    )
+
+
+# -- delayed tasks -----------------------------------------------------------
+
+
+class _NoLongerOverdue(Exception):
+    """Rolls back a delay attempt (and the seq it took) when the task changed meanwhile."""
+
+
+async def mark_delayed_tasks(deps: WorkerDeps, stop: asyncio.Event) -> int:
+    """Mark overdue tasks delayed, one transaction each; returns how many were marked."""
+    async with deps.pool.acquire() as conn:
+        candidates = await tasks.overdue_undelayed(conn, BATCH)
+    marked = 0
+    for task_id, board_id in candidates:
+        if stop.is_set():
+            break
+        event = await _mark_one(deps, task_id, board_id)
+        if event is None:
+            continue
+        marked += 1
+        try:
+            await deps.emitter.emit(ServerEvent.TASK_UPDATED, to_wire(event), room_board(board_id))
+        except Exception as exc:  # committed; clients catch up by seq
+            log.error(
+                "emitting task.delayed failed",
+                extra={"task_id": str(task_id), "error": repr(exc)},
+            )
+    return marked
+
+
+async def _mark_one(deps: WorkerDeps, task_id: uuid.UUID, board_id: uuid.UUID) -> TaskEvent | None:
+    try:
+        async with transaction(deps.pool) as conn:
+            # lock order as in every task write: the board's seq row, then the task
+            seq = await boards.next_seq(conn, board_id)
+            task = await tasks.mark_delayed(conn, task_id)
+            if task is None:
+                raise _NoLongerOverdue
+            return await task_events.append(
+                conn,
+                seq=seq,
+                type=TaskEventType.DELAYED,
+                task=task,
+                actor_id=None,
+                changes={"is_delayed": {"before": False, "after": True}},
+                correlation_id=None,
+            )
+    except _NoLongerOverdue:
+        return None
