@@ -74,9 +74,22 @@ async def create(
     await require_role(conn, payload.board_id, actor_id, write=True)
     await _check_assignee(conn, payload.board_id, payload.assignee_id)
     recurrence.check(payload.recurrence)
-    seq = await boards.next_seq(conn, payload.board_id)
     fields = {name: getattr(payload, name) for name in tasks.EDITABLE}
-    task = await tasks.insert(conn, payload.board_id, actor_id, fields)
+    return await _insert(conn, payload.board_id, actor_id, fields, actor_id, correlation_id)
+
+
+async def _insert(
+    conn: Connection,
+    board_id: uuid.UUID,
+    creator_id: uuid.UUID,
+    fields: dict[str, Any],
+    actor_id: uuid.UUID,
+    correlation_id: str | None,
+    recurrence_of: uuid.UUID | None = None,
+) -> TaskEvent:
+    """A new task and its `task.created` event, with the board's next seq."""
+    seq = await boards.next_seq(conn, board_id)
+    task = await tasks.insert(conn, board_id, creator_id, fields, recurrence_of=recurrence_of)
     return await task_events.append(
         conn,
         seq=seq,
@@ -202,19 +215,9 @@ async def _next_occurrence(
         "recurrence": rule,
         "epic": after.epic,
     }
-    task = await tasks.insert(
-        conn, after.board_id, after.creator_id, fields, recurrence_of=after.id
-    )
     # the board's seq row is already locked by this transaction: the next number follows
-    seq = await boards.next_seq(conn, after.board_id)
-    created = await task_events.append(
-        conn,
-        seq=seq,
-        type=TaskEventType.CREATED,
-        task=task,
-        actor_id=actor_id,
-        changes={},
-        correlation_id=correlation_id,
+    created = await _insert(
+        conn, after.board_id, after.creator_id, fields, actor_id, correlation_id, after.id
     )
     return (created,)
 

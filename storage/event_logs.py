@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from protocol.audit import AuditEntry
-from protocol.errors import InvalidPayload
+from storage import cursors
 from storage.db import Connection, Pool
 
 _COLUMNS = (
@@ -118,17 +117,12 @@ async def purge(
 
 
 def encode_cursor(entry: AuditEntry) -> str:
-    raw = f"{entry.created_at.isoformat()}|{entry.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode([entry.created_at.isoformat(), entry.id])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, entry_id = raw.partition("|")
-        return datetime.fromisoformat(created), int(entry_id)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidPayload("after is not a cursor this API returned") from None
+    created, entry_id = cursors.decode(cursor, [cursors.aware_datetime, int], "after")
+    return created, entry_id
 
 
 async def page(

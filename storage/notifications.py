@@ -7,7 +7,6 @@ so an event delivered twice by Kafka notifies nobody twice.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,8 +14,8 @@ from datetime import datetime
 
 import asyncpg
 
-from protocol.errors import InvalidPayload
 from protocol.models import Notification, NotificationLevel, NotificationType
+from storage import cursors
 from storage.db import Connection
 
 _COLUMNS = (
@@ -75,24 +74,20 @@ async def create(conn: Connection, drafts: Sequence[Draft]) -> list[Notification
 
 def encode_cursor(notification: Notification) -> str:
     unread = "1" if notification.read_at is None else "0"
-    raw = f"{unread}|{notification.created_at.isoformat()}|{notification.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode([unread, notification.created_at.isoformat(), notification.id])
+
+
+def _flag(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(text)
+    return text == "1"
 
 
 def decode_cursor(cursor: str) -> tuple[bool, datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        unread, created, notification_id = raw.split("|")
-        if unread not in ("0", "1"):
-            raise ValueError(unread)
-        at = datetime.fromisoformat(created)
-        if at.tzinfo is None:
-            raise ValueError(created)
-        return unread == "1", at, uuid.UUID(notification_id)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidPayload(
-            "before is not a cursor this server returned", {"field": "before"}
-        ) from None
+    unread, at, notification_id = cursors.decode(
+        cursor, [_flag, cursors.aware_datetime, uuid.UUID], "before"
+    )
+    return unread, at, notification_id
 
 
 async def page_for_user(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from datetime import datetime
 from enum import Enum
@@ -12,6 +11,7 @@ import asyncpg
 
 from protocol.errors import InvalidPayload
 from protocol.models import Task, TaskStatus
+from storage import cursors
 from storage.db import Connection
 
 _COLUMNS = ", ".join(Task.__struct_fields__)
@@ -178,17 +178,12 @@ async def live_on_board(conn: Connection, board_id: uuid.UUID) -> list[Task]:
 
 
 def encode_cursor(task: Task) -> str:
-    raw = f"{task.created_at.isoformat()}|{task.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return cursors.encode([task.created_at.isoformat(), task.id])
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, task_id = raw.partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(task_id)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidPayload("after is not a cursor this API returned") from None
+    created, task_id = cursors.decode(cursor, [cursors.aware_datetime, uuid.UUID], "after")
+    return created, task_id
 
 
 async def page(
