@@ -115,16 +115,31 @@ async def embedded_workers(settings: Settings, names: tuple[str, ...]) -> AsyncI
     await _topics_if_reachable(settings)
     async with worker_deps(settings) as deps:
         tasks = [
-            asyncio.create_task(main(deps, stop), name=f"worker-{name}")
+            asyncio.create_task(_supervised(name, main, deps, stop), name=f"worker-{name}")
             for name, main in zip(names, mains, strict=True)
         ]
         try:
             yield
         finally:
             stop.set()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            for name, result in zip(names, results, strict=True):
-                if isinstance(result, BaseException):
-                    log.error(
-                        "worker ended with an error", extra={"worker": name, "error": repr(result)}
-                    )
+            await asyncio.gather(*tasks)
+
+
+async def _supervised(name: str, main: WorkerMain, deps: WorkerDeps, stop: asyncio.Event) -> None:
+    """Restart a worker that crashed, as a process supervisor would restart its process.
+
+    What it had not committed is done again by the next run (handlers dedupe).
+    """
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await main(deps, stop)
+        except Exception:
+            log.exception("worker crashed; restarting", extra={"worker": name, "in_seconds": delay})
+        else:
+            if stop.is_set():
+                return
+            log.error("worker returned without being stopped; restarting", extra={"worker": name})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 30.0)

@@ -13,8 +13,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from workers.deps import WorkerDeps
 
@@ -82,11 +82,20 @@ async def consume(
     )
     if not await start_with_retry(consumer, stop, name):
         return
+    offsets = _CommittedOffsets(consumer, name)
     try:
         while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=200)
+            try:
+                batches = await consumer.getmany(timeout_ms=200)
+            except KafkaError as exc:
+                log.warning(
+                    "kafka fetch failed; retrying", extra={"worker": name, "error": repr(exc)}
+                )
+                await sleep_or_stop(stop, RETRY_FIRST)
+                continue
             records = [r for part in batches.values() for r in part]
             if not records:
+                await offsets.check_broker_kept_them()
                 continue
             delay = RETRY_FIRST
             while True:
@@ -99,6 +108,56 @@ async def consume(
                     delay = min(delay * 2, RETRY_MAX)
                     if stop.is_set():
                         return  # uncommitted: handled again after the restart
-            await consumer.commit()
+            try:
+                await consumer.commit()
+            except KafkaError as exc:
+                # e.g. the group was rebalanced or the broker restarted: the records
+                # come again after the rejoin and handlers dedupe them
+                log.warning("offset commit failed", extra={"worker": name, "error": repr(exc)})
+                continue
+            offsets.committed(records)
     finally:
         await consumer.stop()
+
+
+class _CommittedOffsets:
+    """Notice a broker that lost its log and our offsets, and read again from the start.
+
+    Real Kafka keeps both; the embedded broker forgets everything when restarted
+    and then refills the topics from offset 0 as the relay publishes again. A
+    consumer that kept its old position would skip those first records, so when
+    the broker no longer knows an offset we committed, the partition is read from
+    the beginning (handlers dedupe by event_id, so a replay is harmless).
+    """
+
+    CHECK_EVERY = 2.0
+
+    def __init__(self, consumer: AIOKafkaConsumer, name: str) -> None:
+        self._consumer = consumer
+        self._name = name
+        self._ours: dict[TopicPartition, int] = {}
+        self._next_check = 0.0
+
+    def committed(self, records: Sequence[ConsumerRecord]) -> None:
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            self._ours[tp] = max(self._ours.get(tp, 0), record.offset + 1)
+
+    async def check_broker_kept_them(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now < self._next_check or not self._ours:
+            return
+        self._next_check = now + self.CHECK_EVERY
+        for tp, ours in list(self._ours.items()):
+            try:
+                theirs = await self._consumer.committed(tp)
+            except (KafkaError, OSError):
+                return  # the broker is away; look again later
+            if theirs is None or theirs < ours:
+                log.warning(
+                    "broker lost committed offsets; reading the partition again",
+                    extra={"worker": self._name, "topic": tp.topic, "partition": tp.partition},
+                )
+                del self._ours[tp]
+                with contextlib.suppress(IllegalStateError):
+                    await self._consumer.seek_to_beginning(tp)

@@ -94,12 +94,14 @@ async def test_edits_made_while_the_broker_is_down_reach_kafka_once_it_is_back(
     broker, port, bootstrap = restartable_broker
     hub: Hub = await start_hub(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        EMBEDDED_WORKERS="outbox",
+        EMBEDDED_WORKERS="outbox,notifier",
         OUTBOX_POLL_INTERVAL="0.2",
     )
     topic = hub.settings.kafka_topic_prefix + "task_events"
     owner = await hub.register("Owner")
+    helper = await hub.register("Helper")
     board_id = await hub.create_board(owner)
+    await hub.add_member(owner, board_id, helper, "editor")
     peer = await hub.peer(owner)
     await _join(peer, board_id)
 
@@ -117,6 +119,16 @@ async def test_edits_made_while_the_broker_is_down_reach_kafka_once_it_is_back(
         task = event["task"]
         during.append(event)
     during.append(await _create(peer, board_id, "Created while Kafka is down"))
+    assigned = await peer.call(
+        "task:update",
+        {
+            "task_id": task["id"],
+            "base_version": task["version"],
+            "changes": {"assignee_id": helper.id},
+        },
+    )
+    assert assigned["ok"], assigned
+    during.append(assigned["data"])
     # The edits themselves succeed and reach the room; the rows wait.
     await wait_for_event_ids(peer, {e["event_id"] for e in during})
     await asyncio.sleep(1.0)
@@ -137,12 +149,29 @@ async def test_edits_made_while_the_broker_is_down_reach_kafka_once_it_is_back(
     assert len(on_kafka) + len(ids_after) == len(rows)
     # A task's events share a partition; there they are in seq order.
     first_seen = list(dict.fromkeys(e.seq for e in after if str(e.task_id) == before["task_id"]))
-    assert first_seen == [e["seq"] for e in during[:4]]
+    assert first_seen == sorted(e["seq"] for e in during if e["task_id"] == before["task_id"])
     assert len({r.partition for r in records if r.key == before["task_id"].encode()}) == 1
 
     seen = seen_event_ids(peer)
     assert len(seen) == len(set(seen)) == len(rows)
     await peer.close()
+
+    # ... and on to the notifier: the assignment made during the outage notifies.
+    conn = await hub.db()
+    try:
+        for _ in range(300):
+            notified = await conn.fetch(
+                "SELECT type, event_id FROM notifications WHERE user_id = $1",
+                uuid.UUID(helper.id),
+            )
+            if notified:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    assert [(r["type"], str(r["event_id"])) for r in notified] == [
+        ("task_assigned", assigned["data"]["event_id"])
+    ]
 
 
 async def test_two_relays_publish_every_event_in_seq_order_per_board(
