@@ -227,3 +227,20 @@ async def written_here(conn: Connection, event_ids: Sequence[uuid.UUID]) -> set[
         "SELECT event_id FROM task_events WHERE event_id = ANY($1::uuid[])", list(event_ids)
     )
     return {r["event_id"] for r in rows}
+
+
+async def republish_recent(conn: Connection, seconds: float) -> int:
+    """Mark rows published in the last `seconds` as unpublished again.
+
+    Used when the broker lost its log: those records may never have been read.
+    Consumers dedupe by event_id, so sending them twice is harmless.
+    """
+    total = 0
+    for table in ("task_events", "outbox"):
+        status = await conn.execute(
+            f"""UPDATE {table} SET published_at = NULL
+                WHERE published_at > now() - make_interval(secs => $1)""",
+            float(seconds),
+        )
+        total += int(status.split()[-1])
+    return total

@@ -26,19 +26,27 @@ TOPICS = (
 )
 
 
+# Created only by the outbox relay and never written: when a relay finds it
+# missing, the broker has lost its log (the embedded broker forgets everything
+# on restart), and recently published rows are published again.
+BROKER_EPOCH = TopicSpec("taskhub_broker_epoch", 1)
+
+
 def topic_name(prefix: str, base: str) -> str:
     return f"{prefix}{base}"
 
 
-async def ensure_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
-    """Create the missing topics; returns their names."""
+async def ensure_topics(
+    bootstrap_servers: str, prefix: str = "", extra: tuple[TopicSpec, ...] = ()
+) -> list[str]:
+    """Create the missing topics (TOPICS and `extra`); returns their names."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(topic_name(prefix, t.name), num_partitions=t.partitions, replication_factor=1)
-            for t in TOPICS
+            for t in (*TOPICS, *extra)
             if topic_name(prefix, t.name) not in existing
         ]
         if wanted:

@@ -27,7 +27,7 @@ from protocol.records import encode, headers
 from storage import outbox
 from storage.db import Connection
 from storage.outbox import Pending
-from storage.topics import ensure_topics
+from storage.topics import BROKER_EPOCH, ensure_topics
 from workers.deps import WorkerDeps
 from workers.kafka import RETRY_FIRST, RETRY_MAX, make_producer, sleep_or_stop, start_with_retry
 
@@ -40,6 +40,8 @@ STOP_GRACE = 1.0
 # Upper bound for one publish round; the producer's own request timeout is 10 s.
 PUBLISH_TIMEOUT = 30.0
 TOPICS_TIMEOUT = 10.0
+# When the broker lost its log, rows published this recently are sent again.
+REPUBLISH_WINDOW = 15 * 60.0
 CLOSE_TIMEOUT = 5.0
 
 
@@ -102,6 +104,10 @@ class _Relay:
             try:
                 if not pending:
                     return 0
+                # Before sending: if the broker lost its log, older rows were just
+                # flagged again and must go first, so claim anew in order.
+                if await self._broker_lost_log():
+                    return len(pending)
                 producer = await self._producer()
                 if producer is None:
                     return 0  # stopped while waiting for the broker
@@ -181,13 +187,7 @@ class _Relay:
         each acknowledged round the topics are ensured; if one had to be created,
         nothing is marked and the rows are published again into the new topic.
         """
-        prefix = self.deps.config.topic_prefix
-        try:
-            created = await asyncio.wait_for(
-                ensure_topics(self.deps.config.kafka_bootstrap_servers, prefix), TOPICS_TIMEOUT
-            )
-        except (KafkaError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"cannot confirm topics: {exc!r}") from exc
+        created = await self._ensure_topics()
         lost = set(created) & {self.deps.topic(item.topic) for item in acked}
         if lost:
             raise BrokerUnavailable(f"the broker had forgotten {sorted(lost)}; publishing again")
@@ -195,18 +195,45 @@ class _Relay:
     async def _producer(self) -> AIOKafkaProducer | None:
         if self.producer is not None:
             return self.producer
-        prefix = self.deps.config.topic_prefix
-        try:
-            await asyncio.wait_for(
-                ensure_topics(self.deps.config.kafka_bootstrap_servers, prefix), TOPICS_TIMEOUT
-            )
-        except (KafkaError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"cannot ensure topics: {exc!r}") from exc
+        await self._ensure_topics()
         producer = make_producer(self.deps)
         if not await start_with_retry(producer, self.stop, "outbox"):
             return None
         self.producer = producer
         return producer
+
+    async def _ensure_topics(self) -> list[str]:
+        """(Re)create missing topics; when the broker lost its log, publish recent rows again.
+
+        The epoch topic is made by relays only and never written, so finding it
+        gone means the broker forgot everything (the embedded broker does on a
+        restart): records published shortly before may never have been read.
+        """
+        try:
+            created = await asyncio.wait_for(
+                ensure_topics(
+                    self.deps.config.kafka_bootstrap_servers,
+                    self.deps.config.topic_prefix,
+                    extra=(BROKER_EPOCH,),
+                ),
+                TOPICS_TIMEOUT,
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"cannot ensure topics: {exc!r}") from exc
+        if self.deps.topic(BROKER_EPOCH.name) in created:
+            async with self.deps.pool.acquire() as conn:
+                rows = await outbox.republish_recent(conn, REPUBLISH_WINDOW)
+            if rows:
+                log.warning(
+                    "the broker lost its log; publishing recent rows again",
+                    extra={"rows": rows, "window_seconds": REPUBLISH_WINDOW},
+                )
+                self.wake.set()
+        return created
+
+    async def _broker_lost_log(self) -> bool:
+        created = await self._ensure_topics()
+        return self.deps.topic(BROKER_EPOCH.name) in created
 
     async def _drop_producer(self) -> None:
         """A failed producer is replaced, so the next one starts from fresh metadata."""
