@@ -9,7 +9,7 @@ from handlers.socket_hub import Caller, EventHandler, HubNamespace, Route
 from protocol import correlation
 from protocol.catalog import CLIENT_EVENTS
 from protocol.errors import Forbidden, NotFound, Unauthorized
-from protocol.events import ClientEvent, ServerEvent, TaskEventType, room_board
+from protocol.events import ClientEvent, room_board
 from protocol.models import TaskEvent, to_wire
 from protocol.payloads import (
     BoardJoin,
@@ -99,17 +99,10 @@ async def _board_of(ns: HubNamespace, payload: Any) -> Any:
     return task.board_id
 
 
-_SERVER_EVENT_OF: dict[str, ServerEvent] = {
-    TaskEventType.CREATED: ServerEvent.TASK_CREATED,
-    TaskEventType.DELETED: ServerEvent.TASK_DELETED,
-}
-
-
 async def _write(
     ns: HubNamespace,
     caller: Caller,
     event: ClientEvent,
-    server_event: ServerEvent,
     payload: Any,
     apply: Any,
 ) -> Any:
@@ -134,13 +127,8 @@ async def _write(
         )
         if written is None:
             return ack  # a resend: applied and emitted the first time
-        await ns.emit_to(server_event, ack, room_board(written.event.board_id))
-        for caused in written.caused:
-            await ns.emit_to(
-                _SERVER_EVENT_OF.get(caused.type, ServerEvent.TASK_UPDATED),
-                to_wire(caused),
-                room_board(caused.board_id),
-            )
+        for emitted in (written.event, *written.caused):
+            await ns.emit_task_event(emitted)
     return ack
 
 
@@ -148,9 +136,7 @@ async def task_create(ns: HubNamespace, caller: Caller, payload: TaskCreate) -> 
     async def apply(conn: Connection, cid: str | None) -> TaskEvent:
         return await task_service.create(conn, caller.user_id, payload, cid)
 
-    return await _write(
-        ns, caller, ClientEvent.TASK_CREATE, ServerEvent.TASK_CREATED, payload, apply
-    )
+    return await _write(ns, caller, ClientEvent.TASK_CREATE, payload, apply)
 
 
 async def task_update(ns: HubNamespace, caller: Caller, payload: TaskUpdate) -> Any:
@@ -159,9 +145,7 @@ async def task_update(ns: HubNamespace, caller: Caller, payload: TaskUpdate) -> 
             conn, caller.user_id, payload.task_id, payload.base_version, payload.changes, cid
         )
 
-    return await _write(
-        ns, caller, ClientEvent.TASK_UPDATE, ServerEvent.TASK_UPDATED, payload, apply
-    )
+    return await _write(ns, caller, ClientEvent.TASK_UPDATE, payload, apply)
 
 
 async def task_move(ns: HubNamespace, caller: Caller, payload: TaskMove) -> Any:
@@ -170,7 +154,7 @@ async def task_move(ns: HubNamespace, caller: Caller, payload: TaskMove) -> Any:
             conn, caller.user_id, payload.task_id, payload.base_version, payload.as_changes(), cid
         )
 
-    return await _write(ns, caller, ClientEvent.TASK_MOVE, ServerEvent.TASK_UPDATED, payload, apply)
+    return await _write(ns, caller, ClientEvent.TASK_MOVE, payload, apply)
 
 
 async def task_delete(ns: HubNamespace, caller: Caller, payload: TaskDelete) -> Any:
@@ -179,9 +163,7 @@ async def task_delete(ns: HubNamespace, caller: Caller, payload: TaskDelete) -> 
             conn, caller.user_id, payload.task_id, payload.base_version, cid
         )
 
-    return await _write(
-        ns, caller, ClientEvent.TASK_DELETE, ServerEvent.TASK_DELETED, payload, apply
-    )
+    return await _write(ns, caller, ClientEvent.TASK_DELETE, payload, apply)
 
 
 _HANDLERS: dict[ClientEvent, EventHandler] = {

@@ -24,8 +24,10 @@ from handlers import accounts, presence
 from handlers.deps import Deps
 from protocol import correlation, envelope
 from protocol.errors import HubError, Internal, InvalidPayload, PayloadTooLarge, Unauthorized
-from protocol.events import RESERVED_EVENTS, room_user
+from protocol.events import RESERVED_EVENTS, room_board, room_user, server_event_for
+from protocol.models import TaskEvent, to_wire
 from protocol.payloads import Payload, encoded_size, parse
+from storage import emits
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +175,24 @@ class HubNamespace(socketio.AsyncNamespace):
             await self.emit(event, data, room=room, skip_sid=skip_sid)
         except Exception:
             log.exception("emit failed after commit", extra={"event": event, "room": room})
+
+    async def emit_task_event(self, event: TaskEvent) -> None:
+        """Emit a committed task event to its board, once (the bridge skips it then).
+
+        If the emit fails, the claim is given back and the bridge delivers the
+        event from Kafka instead; the write itself succeeded either way.
+        """
+        name = server_event_for(event.type)
+        data = to_wire(event)
+
+        async def emit() -> None:
+            self.deps.metrics.event_out(name)
+            await self.emit(name, data, room=room_board(event.board_id))
+
+        try:
+            await emits.emit_once(self.deps.redis, self.deps.keys, event.event_id, emit)
+        except Exception:
+            log.exception("emit failed after commit; the bridge will deliver it")
 
     @asynccontextmanager
     async def board_lock(self, board_id: uuid.UUID) -> AsyncIterator[None]:

@@ -25,6 +25,7 @@ class ServerEvent(StrEnum):
     PRESENCE = "presence"
     NOTIFICATION = "notification"
     NOTIFICATIONS_UNREAD = "notifications:unread"
+    CHAT_MESSAGE = "chat:message"
 
 
 # Names python-socketio and Engine.IO reserve; a client may never trigger them.
@@ -47,3 +48,16 @@ def room_board(board_id: object) -> str:
 
 def room_user(user_id: object) -> str:
     return f"user:{user_id}"
+
+
+def room_channel(channel_id: object) -> str:
+    return f"channel:{channel_id}"
+
+
+def server_event_for(event_type: str) -> ServerEvent:
+    """The room event that carries a task event of this type."""
+    if event_type == TaskEventType.CREATED:
+        return ServerEvent.TASK_CREATED
+    if event_type == TaskEventType.DELETED:
+        return ServerEvent.TASK_DELETED
+    return ServerEvent.TASK_UPDATED

@@ -53,6 +53,6 @@ class RedisKeys:
     def notifications_channel(self) -> str:
         return f"{self.prefix}pubsub:notifications"
 
-    def bridge_seen(self, event_id: object) -> str:
-        """Set (NX, with a TTL) once the bridge emitted a foreign Kafka event to its room."""
-        return f"{self.prefix}bridge:seen:{event_id}"
+    def emitted(self, event_id: object) -> str:
+        """Set (NX, with a TTL) by whoever emits an event to its room first."""
+        return f"{self.prefix}emitted:{event_id}"

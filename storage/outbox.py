@@ -215,20 +215,6 @@ async def unpublished_count(conn: Connection) -> int:
     return int(value)
 
 
-async def written_here(conn: Connection, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-    """The event_ids that the hub wrote to `task_events` itself.
-
-    The hub emits its own events to the board room right after commit, so the
-    bridge must not emit them again when the relay's copy comes back from Kafka.
-    """
-    if not event_ids:
-        return set()
-    rows = await conn.fetch(
-        "SELECT event_id FROM task_events WHERE event_id = ANY($1::uuid[])", list(event_ids)
-    )
-    return {r["event_id"] for r in rows}
-
-
 async def republish_recent(conn: Connection, seconds: float) -> int:
     """Mark rows published in the last `seconds` as unpublished again.
 

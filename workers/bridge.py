@@ -4,21 +4,20 @@ Consumes `task_events` and `chat_messages` in group "bridge" (offsets committed
 after each handled batch, by workers.kafka.consume) and emits through the
 write-only Redis manager, so every hub node delivers to its own clients.
 
-- `task_events`: an event the hub wrote itself (its event_id is in the
-  `task_events` table) was already emitted by the hub right after its commit,
-  so the relay's copy is not emitted again. Any other event is validated and
-  emitted to `board:{board_id}` as `task:created`, `task:deleted` or (every
-  other type) `task:updated`, with the record as its body; such events carry
-  no board seq unless their producer set one, since they are not part of the
-  board's stored history.
+- `task_events`: validated and emitted to `board:{board_id}` as
+  `task:created`, `task:deleted` or (every other type) `task:updated`, with the
+  record as its body. Events of other producers carry no board seq unless their
+  producer set one, since they are not part of the board's stored history.
 - `chat_messages`: provisional until chat lands (issue 4): a record needs the
   envelope and a `channel_id`, and is emitted as `chat:message` to
   `channel:{channel_id}` with the record as its body.
 
-Redeliveries of foreign records (a batch handled again after a crash, or a
-producer's retry) are emitted once: the bridge claims each event_id with Redis
-SET NX before emitting, for `SEEN_TTL` seconds. A malformed record is logged
-with its topic, partition and offset and skipped; it never stops the batch.
+Every event is claimed before it is emitted (storage/emits.py), by the hub as
+much as by the bridge: an event the hub emitted after its commit, and any
+redelivery, is skipped; an event the hub could not emit (its node died between
+commit and emit, Redis refused the publish) is emitted here. A malformed record
+is logged with its topic, partition and offset and skipped; it never stops the
+batch.
 """
 
 from __future__ import annotations
@@ -33,10 +32,10 @@ import msgspec
 from aiokafka import ConsumerRecord
 from msgspec import Meta
 
-from protocol.events import ServerEvent, TaskEventType, room_board
+from protocol.events import ServerEvent, TaskEventType, room_board, room_channel, server_event_for
 from protocol.models import to_wire
 from protocol.records import Envelope, TaskEventRecord, decode_task_event
-from storage import outbox
+from storage import emits
 from storage.topics import ensure_topics
 from workers.deps import WorkerDeps
 from workers.kafka import consume
@@ -45,12 +44,7 @@ log = logging.getLogger(__name__)
 
 NAME = "bridge"
 TOPICS = ("task_events", "chat_messages")
-# Long enough to cover any redelivery of a committed-late batch.
-SEEN_TTL = 24 * 3600
 TOPICS_TIMEOUT = 10.0
-
-# Issue 4 defines chat; until then the event name lives here, and only here.
-CHAT_MESSAGE = "chat:message"
 
 _KNOWN_TYPES = frozenset(t.value for t in TaskEventType)
 
@@ -67,18 +61,6 @@ class ChatMessageRecord(Envelope, kw_only=True):
 
 class Rejected(ValueError):
     """A record that decodes but says something the bridge will not emit."""
-
-
-def room_channel(channel_id: object) -> str:
-    return f"channel:{channel_id}"
-
-
-def server_event(event_type: str) -> ServerEvent:
-    if event_type == TaskEventType.CREATED:
-        return ServerEvent.TASK_CREATED
-    if event_type == TaskEventType.DELETED:
-        return ServerEvent.TASK_DELETED
-    return ServerEvent.TASK_UPDATED
 
 
 def validate_task_event(record: TaskEventRecord) -> None:
@@ -132,30 +114,25 @@ class Bridge:
                         "error": str(exc),
                     },
                 )
-        if tasks:
-            async with self.deps.pool.acquire() as conn:
-                ours = await outbox.written_here(conn, [event.event_id for _, event in tasks])
-            for _, event in tasks:
-                if event.event_id in ours:
-                    continue  # the hub emitted it right after its commit
-                await self._emit_once(
-                    event.event_id,
-                    server_event(event.type),
-                    to_wire(event),
-                    room_board(event.board_id),
-                )
+        # Every event is claimed before it is emitted: one the hub already emitted
+        # (or a redelivery) is skipped, one the hub could not emit is emitted now.
+        for _, event in tasks:
+            await self._emit_once(
+                event.event_id,
+                server_event_for(event.type),
+                to_wire(event),
+                room_board(event.board_id),
+            )
         for _, chat in chats:
             await self._emit_once(
-                chat.event_id, CHAT_MESSAGE, to_wire(chat), room_channel(chat.channel_id)
+                chat.event_id,
+                ServerEvent.CHAT_MESSAGE,
+                to_wire(chat),
+                room_channel(chat.channel_id),
             )
 
     async def _emit_once(self, event_id: uuid.UUID, event: str, data: object, room: str) -> None:
-        """Claim the event_id, then emit; a failed emit gives the claim back for the retry."""
-        key = self.deps.keys.bridge_seen(event_id)
-        if not await self.deps.redis.set(key, "1", nx=True, ex=SEEN_TTL):
-            return  # a redelivery: emitted before
-        try:
+        async def emit() -> None:
             await self.deps.emitter.emit(event, data, room)
-        except BaseException:
-            await self.deps.redis.delete(key)
-            raise
+
+        await emits.emit_once(self.deps.redis, self.deps.keys, event_id, emit)

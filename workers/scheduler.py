@@ -28,7 +28,7 @@ import logging
 import uuid
 from typing import Protocol
 
-from protocol.events import ServerEvent, TaskEventType, room_board
+from protocol.events import TaskEventType
 from protocol.models import (
     Notification,
     NotificationType,
@@ -36,12 +36,12 @@ from protocol.models import (
     ReminderMethod,
     ReminderStatus,
     TaskEvent,
-    to_wire,
 )
 from storage import boards, notifications, reminders, task_events, tasks
 from storage.db import Connection, transaction
 from workers.deps import WorkerDeps
 from workers.notifier import push
+from workers.rooms import emit_task_event
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +207,8 @@ async def mark_delayed_tasks(deps: WorkerDeps, stop: asyncio.Event) -> int:
             continue
         marked += 1
         try:
-            await deps.emitter.emit(ServerEvent.TASK_UPDATED, to_wire(event), room_board(board_id))
-        except Exception as exc:  # committed; clients catch up by seq
+            await emit_task_event(deps, event)
+        except Exception as exc:  # committed: the bridge delivers it from Kafka
             log.error(
                 "emitting task.delayed failed",
                 extra={"task_id": str(task_id), "error": repr(exc)},

@@ -12,7 +12,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from handlers import task_service
+from protocol.payloads import TaskCreate
 from protocol.records import encode
+from storage.db import create_pool, transaction
 from tests.support import Hub, Peer
 from tests.workers.kafka_tools import (
     flush_bridge,
@@ -133,3 +136,32 @@ async def test_hub_events_and_redeliveries_reach_the_room_once(start_hub: StartH
     assert seen.count(hub_event) == 1
     assert seen.count(str(foreign.event_id)) == 1
     await peer.close()
+
+
+async def test_a_committed_event_nobody_emitted_reaches_the_room_through_the_bridge(
+    start_hub: StartHub,
+) -> None:
+    """A write by a process that does not emit (a script, a node that died between
+    commit and emit) still reaches connected clients, through the relay and bridge."""
+    hub = await start_hub(EMBEDDED_WORKERS="outbox,bridge", OUTBOX_POLL_INTERVAL="0.2")
+    owner = await hub.register("Owner")
+    board_id = await hub.create_board(owner)
+    peer = await hub.peer(owner)
+    try:
+        assert (await peer.call("board:join", {"board_id": board_id}))["ok"]
+        pool = await create_pool(hub.settings.database_url, min_size=1, max_size=1)
+        try:
+            async with transaction(pool) as conn:
+                event = await task_service.create(
+                    conn,
+                    uuid.UUID(owner.id),
+                    TaskCreate(board_id=uuid.UUID(board_id), title="Written by a script"),
+                    "script-1",
+                )
+        finally:
+            await pool.close()
+        created = await peer.wait_for("task:created", timeout=15)
+        assert [e["event_id"] for e in created] == [str(event.event_id)]
+        assert created[0]["task"]["title"] == "Written by a script"
+    finally:
+        await peer.close()
