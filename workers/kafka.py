@@ -13,8 +13,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from workers.deps import WorkerDeps
 
@@ -97,17 +100,8 @@ async def consume(
             if not records:
                 await offsets.check_broker_kept_them()
                 continue
-            delay = RETRY_FIRST
-            while True:
-                try:
-                    await handle(records)
-                    break
-                except Exception:
-                    log.exception("handling a batch failed; retrying", extra={"worker": name})
-                    await sleep_or_stop(stop, delay)
-                    delay = min(delay * 2, RETRY_MAX)
-                    if stop.is_set():
-                        return  # uncommitted: handled again after the restart
+            if not await _handle(handle, records, stop, name):
+                return  # stopped during an outage: uncommitted, handled again after restart
             try:
                 await consumer.commit()
             except KafkaError as exc:
@@ -118,6 +112,59 @@ async def consume(
             offsets.committed(records)
     finally:
         await consumer.stop()
+
+
+# Failures that pass: a dependency is away. Anything else is the record's fault.
+OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+
+
+async def _handle(
+    handle: BatchHandler, records: Sequence[ConsumerRecord], stop: asyncio.Event, name: str
+) -> bool:
+    """Handle records until done; False if `stop` came during an outage.
+
+    An outage is waited out with backoff, on the same records. Any other failure
+    is a record that can never be handled (a NUL in its text, say): the batch is
+    split and handled one record at a time, and only the bad record is logged and
+    skipped, so one poison record never stalls the worker.
+    """
+    delay = RETRY_FIRST
+    while True:
+        try:
+            await handle(records)
+            return True
+        except OUTAGES:
+            log.warning("a dependency is unavailable; retrying the batch", exc_info=True)
+            await sleep_or_stop(stop, delay)
+            delay = min(delay * 2, RETRY_MAX)
+            if stop.is_set():
+                return False
+        except Exception:
+            if len(records) > 1:
+                for record in records:
+                    if not await _handle(handle, [record], stop, name):
+                        return False
+                return True
+            (record,) = records
+            log.exception(
+                "a record that cannot be handled was skipped",
+                extra={
+                    "worker": name,
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                },
+            )
+            return True
 
 
 class _CommittedOffsets:
