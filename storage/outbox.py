@@ -18,7 +18,8 @@ allowed (consumers dedupe by event_id), loss is not.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -219,14 +220,44 @@ async def republish_recent(conn: Connection, seconds: float) -> int:
     """Mark rows published in the last `seconds` as unpublished again.
 
     Used when the broker lost its log: those records may never have been read.
-    Consumers dedupe by event_id, so sending them twice is harmless.
+    Each ordering key is reset under its lease (waiting for a relay that is
+    publishing it), so what goes out again never overtakes what is in flight.
+    Consumers dedupe by event_id, so sending a record twice is harmless.
     """
+    since = "published_at > now() - make_interval(secs => $1)"
     total = 0
-    for table in ("task_events", "outbox"):
-        status = await conn.execute(
-            f"""UPDATE {table} SET published_at = NULL
-                WHERE published_at > now() - make_interval(secs => $1)""",
-            float(seconds),
-        )
+    for row in await conn.fetch(
+        f"SELECT DISTINCT board_id FROM task_events WHERE {since}", float(seconds)
+    ):
+        async with _lease(conn, _BOARD_LOCKS, str(row["board_id"])):
+            status = await conn.execute(
+                f"UPDATE task_events SET published_at = NULL WHERE board_id = $2 AND {since}",
+                float(seconds),
+                row["board_id"],
+            )
+        total += int(status.split()[-1])
+    for row in await conn.fetch(
+        f"SELECT DISTINCT topic, key FROM outbox WHERE {since}", float(seconds)
+    ):
+        async with _lease(conn, _KEY_LOCKS, _outbox_lock_key(row["topic"], row["key"])):
+            status = await conn.execute(
+                f"""UPDATE outbox SET published_at = NULL
+                    WHERE topic = $2 AND key = $3 AND {since}""",
+                float(seconds),
+                row["topic"],
+                row["key"],
+            )
         total += int(status.split()[-1])
     return total
+
+
+@asynccontextmanager
+async def _lease(conn: Connection, namespace: str, lock_key: str) -> AsyncIterator[None]:
+    """Wait for, hold and give back one ordering key's lock."""
+    await conn.execute("SELECT pg_advisory_lock(hashtext($1), hashtext($2))", namespace, lock_key)
+    try:
+        yield
+    finally:
+        await conn.execute(
+            "SELECT pg_advisory_unlock(hashtext($1), hashtext($2))", namespace, lock_key
+        )

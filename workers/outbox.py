@@ -72,6 +72,8 @@ class _Relay:
         self.wake = wake
         self.producer: AIOKafkaProducer | None = None
         self.listener: Connection | None = None
+        # set when the broker is found to have lost its log (see _ensure_topics)
+        self.log_lost = False
 
     async def loop(self) -> None:
         delay = RETRY_FIRST
@@ -79,6 +81,7 @@ class _Relay:
             self.wake.clear()
             await self._listen()
             try:
+                await self._republish_if_log_lost()
                 sent = await self._round()
             except BrokerUnavailable as exc:
                 log.warning("kafka publish failed; rows kept for retry", extra={"error": str(exc)})
@@ -221,19 +224,24 @@ class _Relay:
         except (KafkaError, OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"cannot ensure topics: {exc!r}") from exc
         if self.deps.topic(BROKER_EPOCH.name) in created:
-            async with self.deps.pool.acquire() as conn:
-                rows = await outbox.republish_recent(conn, REPUBLISH_WINDOW)
-            if rows:
-                log.warning(
-                    "the broker lost its log; publishing recent rows again",
-                    extra={"rows": rows, "window_seconds": REPUBLISH_WINDOW},
-                )
-                self.wake.set()
+            # republished by the loop once this round gave its leases back
+            self.log_lost = True
         return created
 
     async def _broker_lost_log(self) -> bool:
-        created = await self._ensure_topics()
-        return self.deps.topic(BROKER_EPOCH.name) in created
+        await self._ensure_topics()
+        return self.log_lost
+
+    async def _republish_if_log_lost(self) -> None:
+        if not self.log_lost:
+            return
+        async with self.deps.pool.acquire() as conn:
+            rows = await outbox.republish_recent(conn, REPUBLISH_WINDOW)
+        self.log_lost = False
+        log.warning(
+            "the broker lost its log; publishing recent rows again",
+            extra={"rows": rows, "window_seconds": REPUBLISH_WINDOW},
+        )
 
     async def _drop_producer(self) -> None:
         """A failed producer is replaced, so the next one starts from fresh metadata."""
