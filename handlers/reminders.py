@@ -13,6 +13,7 @@ from typing import Any
 
 from handlers import idempotency, task_service
 from handlers.socket_hub import Caller, HubNamespace
+from protocol import correlation
 from protocol.errors import InvalidPayload, NotFound
 from protocol.events import ClientEvent
 from protocol.models import Reminder, ReminderStatus, Task, to_wire
@@ -54,6 +55,7 @@ async def reminders_create(ns: HubNamespace, caller: Caller, payload: ReminderCr
         made = await reminders.insert(
             conn, task.id, caller.user_id, payload.remind_at, payload.method
         )
+        await reminders.record(conn, made, task.board_id, correlation_id=correlation.current())
         return to_wire(made)
 
     return await _once(ns, caller, ClientEvent.REMINDERS_CREATE, payload, apply)
@@ -72,10 +74,17 @@ async def reminders_dismiss(ns: HubNamespace, caller: Caller, payload: ReminderD
             conn, payload.reminder_id, caller.user_id
         )
         if dismissed is not None:
+            task = await tasks.get(conn, dismissed.task_id)
+            assert task is not None  # reminders go with their task (ON DELETE CASCADE)
+            await reminders.record(
+                conn, dismissed, task.board_id, correlation_id=correlation.current()
+            )
             return to_wire(dismissed)
         existing = await reminders.get(conn, payload.reminder_id)
         if existing is None or existing.user_id != caller.user_id:
             raise NotFound("reminder not found")
+        if existing.status == ReminderStatus.DISMISSED:
+            return to_wire(existing)  # dismissing twice changes nothing
         if existing.status == ReminderStatus.SENT:
             raise InvalidPayload(
                 "this reminder was already sent", {"field": "reminder_id", "status": "sent"}

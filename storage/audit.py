@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from protocol.audit import AUDIT_TOPIC, AuditMetadata, AuditPayload, AuditType, EntityType
+from storage import outbox
 from storage.db import Connection
 
 
@@ -38,13 +39,11 @@ async def record(
         metadata=metadata,
         data=data or {},
     )
-    event_id: uuid.UUID = await conn.fetchval(
-        """INSERT INTO outbox (topic, key, type, payload, correlation_id)
-           VALUES ($1, $2, $3, $4, $5) RETURNING event_id""",
-        AUDIT_TOPIC,
-        str(entity_id),
-        str(type),
-        msgspec.to_builtins(payload),
-        correlation_id,
+    return await outbox.enqueue(
+        conn,
+        topic=AUDIT_TOPIC,
+        key=str(entity_id),
+        type=str(type),
+        payload=msgspec.to_builtins(payload),
+        correlation_id=correlation_id,
     )
-    return event_id

@@ -216,6 +216,29 @@ async def unpublished_count(conn: Connection) -> int:
     return int(value)
 
 
+async def enqueue(
+    conn: Connection,
+    *,
+    topic: str,
+    key: str,
+    type: str,
+    payload: dict[str, Any],
+    correlation_id: str | None,
+) -> uuid.UUID:
+    """Write a record for `topic` in the caller's transaction; the relay publishes it
+    once that transaction committed. Returns its event_id."""
+    event_id: uuid.UUID = await conn.fetchval(
+        """INSERT INTO outbox (topic, key, type, payload, correlation_id)
+           VALUES ($1, $2, $3, $4, $5) RETURNING event_id""",
+        topic,
+        key,
+        type,
+        payload,
+        correlation_id,
+    )
+    return event_id
+
+
 async def republish_recent(conn: Connection, seconds: float) -> int:
     """Mark rows published in the last `seconds` as unpublished again.
 

@@ -16,7 +16,8 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from protocol.models import Reminder, ReminderMethod, ReminderStatus, to_wire
+from protocol.models import Reminder, ReminderMethod, to_wire
+from storage import outbox
 from storage.db import Connection
 
 _COLUMNS = (
@@ -79,7 +80,8 @@ async def for_task(conn: Connection, task_id: uuid.UUID, user_id: uuid.UUID) -> 
 
 
 async def dismiss(conn: Connection, reminder_id: uuid.UUID, user_id: uuid.UUID) -> Reminder | None:
-    """Dismiss the user's reminder unless it was sent; None when nothing was dismissable.
+    """Dismiss the user's reminder unless it was sent (or dismissed already); None when
+    nothing changed.
 
     The conditional UPDATE waits for a scheduler that holds the row, and then
     sees its verdict: a reminder being delivered right now is either dismissed
@@ -87,7 +89,8 @@ async def dismiss(conn: Connection, reminder_id: uuid.UUID, user_id: uuid.UUID) 
     """
     row = await conn.fetchrow(
         f"""UPDATE reminders SET status = 'dismissed'
-            WHERE id = $1 AND user_id = $2 AND status <> 'sent' RETURNING {_COLUMNS}""",
+            WHERE id = $1 AND user_id = $2 AND status NOT IN ('sent', 'dismissed')
+            RETURNING {_COLUMNS}""",
         reminder_id,
         user_id,
     )
@@ -161,13 +164,12 @@ async def record(
     *,
     correlation_id: str | None = None,
 ) -> uuid.UUID:
-    """Write `reminder.sent` / `reminder.failed` to the outbox in the delivering
-    transaction, so the relay publishes it exactly when the delivery committed.
+    """Write `reminder.scheduled` / `.sent` / `.failed` / `.dismissed` to the outbox in
+    the transaction that changed the reminder, so the relay publishes it exactly
+    when that change committed.
 
     Keyed by task_id, so one task's reminder records stay in order on the topic.
     """
-    if reminder.status not in (ReminderStatus.SENT, ReminderStatus.FAILED):
-        raise ValueError(f"no record for a {reminder.status} reminder")
     payload: dict[str, Any] = {
         "reminder_id": str(reminder.id),
         "task_id": str(reminder.task_id),
@@ -180,13 +182,11 @@ async def record(
         "sent_at": to_wire(reminder.sent_at),
         "last_error": reminder.last_error,
     }
-    event_id: uuid.UUID = await conn.fetchval(
-        """INSERT INTO outbox (topic, key, type, payload, correlation_id)
-           VALUES ($1, $2, $3, $4, $5) RETURNING event_id""",
-        TOPIC,
-        str(reminder.task_id),
-        f"reminder.{reminder.status.value}",
-        payload,
-        correlation_id,
+    return await outbox.enqueue(
+        conn,
+        topic=TOPIC,
+        key=str(reminder.task_id),
+        type=f"reminder.{reminder.status.value}",
+        payload=payload,
+        correlation_id=correlation_id,
     )
-    return event_id

@@ -72,6 +72,17 @@ async def test_member_creates_lists_and_dismisses_own_reminder(hub: Hub) -> None
         await peer.close()
     statuses = {str(r["id"]): r["status"] for r in await _reminder_rows(hub)}
     assert statuses == {reminder["id"]: "dismissed", default["data"]["id"]: "scheduled"}
+    # the `reminders` topic hears of each change once (the relay publishes the outbox)
+    conn = await hub.db()
+    try:
+        records = await conn.fetch(
+            "SELECT type FROM outbox WHERE topic = 'reminders' AND payload->>'reminder_id' = $1"
+            " ORDER BY id",
+            reminder["id"],
+        )
+    finally:
+        await conn.close()
+    assert [r["type"] for r in records] == ["reminder.scheduled", "reminder.dismissed"]
 
 
 async def test_reminders_are_private_to_their_owner(hub: Hub) -> None:

@@ -105,7 +105,8 @@ async def test_reminder_fires_once_with_two_schedulers_and_a_restart(
     assert state["reminder"]["status"] == "sent" and state["reminder"]["attempts"] == 1
     assert state["reminder"]["sent_at"] is not None
     assert [str(n["id"]) for n in state["notifications"]] == [note["id"]]
-    (record,) = state["records"]
+    scheduled, record = state["records"]  # one record when set, one when delivered
+    assert scheduled["type"] == "reminder.scheduled" and scheduled["key"] == task["id"]
     assert record["type"] == "reminder.sent" and record["key"] == task["id"]
     assert record["payload"]["reminder_id"] == reminder_id
     assert record["payload"]["status"] == "sent"
@@ -153,7 +154,7 @@ async def test_email_reminder_goes_through_the_sender_not_the_inbox(
         await peer.close()
     state = await _reminder_state(hub, reminder_id)
     assert state["notifications"] == [] and _reminder_notes(peer) == []
-    assert [r["type"] for r in state["records"]] == ["reminder.sent"]
+    assert [r["type"] for r in state["records"]] == ["reminder.scheduled", "reminder.sent"]
     assert state["records"][0]["payload"]["method"] == "email"
 
 
@@ -180,7 +181,7 @@ async def test_reminder_of_a_deleted_task_fails_and_notifies_nobody(
     state = await _reminder_state(hub, reminder_id)
     assert state["reminder"]["last_error"] == "the task was deleted"
     assert state["notifications"] == [] and _reminder_notes(peer) == []
-    assert [r["type"] for r in state["records"]] == ["reminder.failed"]
+    assert [r["type"] for r in state["records"]] == ["reminder.scheduled", "reminder.failed"]
 
 
 async def test_dismissed_reminder_never_fires(start_hub: Callable[..., Any]) -> None:
