@@ -48,8 +48,9 @@ def _notification(row: asyncpg.Record) -> Notification:
 async def create(conn: Connection, drafts: Sequence[Draft]) -> list[Notification]:
     """Insert `drafts` in one statement; returns only the rows this call created.
 
-    A draft whose (event_id, user_id) already exists is skipped, so the caller
-    pushes exactly the returned ones and a redelivered event pushes nothing.
+    A draft whose (event_id, user_id) already exists is skipped, so a
+    redelivered event stores nothing twice. New rows are unpushed (`pushed_at`
+    null) until the caller pushed them.
     """
     if not drafts:
         return []
@@ -70,6 +71,41 @@ async def create(conn: Connection, drafts: Sequence[Draft]) -> list[Notification
         [d.event_id for d in drafts],
     )
     return [_notification(r) for r in rows]
+
+
+async def unpushed(
+    conn: Connection,
+    *,
+    event_ids: Sequence[uuid.UUID] | None = None,
+    older_than_seconds: float | None = None,
+    limit: int = 500,
+) -> list[Notification]:
+    """Stored notifications not yet pushed: of given events, or older than a while."""
+    if event_ids is not None:
+        rows = await conn.fetch(
+            f"""SELECT {_COLUMNS} FROM notifications
+                WHERE pushed_at IS NULL AND event_id = ANY($1::uuid[])
+                ORDER BY created_at, id LIMIT $2""",
+            list(event_ids),
+            limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"""SELECT {_COLUMNS} FROM notifications
+                WHERE pushed_at IS NULL
+                  AND created_at < now() - make_interval(secs => $1)
+                ORDER BY created_at, id LIMIT $2""",
+            float(older_than_seconds or 0),
+            limit,
+        )
+    return [_notification(r) for r in rows]
+
+
+async def mark_pushed(conn: Connection, ids: Sequence[uuid.UUID]) -> None:
+    if ids:
+        await conn.execute(
+            "UPDATE notifications SET pushed_at = now() WHERE id = ANY($1::uuid[])", list(ids)
+        )
 
 
 def encode_cursor(notification: Notification) -> str:

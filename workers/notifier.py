@@ -83,9 +83,9 @@ async def handle_records(deps: WorkerDeps, records: Sequence[ConsumerRecord]) ->
                 },
             )
             continue
-        created = await notify(deps, event)
-        if created:
-            await push(deps, created)
+        await notify(deps, event)
+        # also pushes what an earlier delivery of this event stored but failed to push
+        await push_pending(deps, event_ids=[event.event_id])
 
 
 async def notify(deps: WorkerDeps, event: TaskEventRecord) -> list[Notification]:
@@ -213,15 +213,37 @@ def _draft(
     )
 
 
-async def push(deps: WorkerDeps, created: Sequence[Notification]) -> None:
-    """Send every new notification to its user's tabs and bots, all at once."""
-    results = await asyncio.gather(*(_push_one(deps, n) for n in created), return_exceptions=True)
-    for notification, result in zip(created, results, strict=True):
+async def push_pending(
+    deps: WorkerDeps,
+    *,
+    event_ids: Sequence[uuid.UUID] | None = None,
+    older_than_seconds: float | None = None,
+) -> int:
+    """Push stored, unpushed notifications to their users' tabs and bots, all at once,
+    and mark those that went out; returns how many did.
+
+    At least once: a crash between the push and the mark pushes again, and
+    clients drop a notification id they already show.
+    """
+    async with deps.pool.acquire() as conn:
+        pending = await notifications.unpushed(
+            conn, event_ids=event_ids, older_than_seconds=older_than_seconds
+        )
+    if not pending:
+        return 0
+    results = await asyncio.gather(*(_push_one(deps, n) for n in pending), return_exceptions=True)
+    pushed = []
+    for notification, result in zip(pending, results, strict=True):
         if isinstance(result, BaseException):
             log.error(
-                "pushing a notification failed; it stays listed and unread",
+                "pushing a notification failed; pushed again later",
                 extra={"notification_id": str(notification.id), "error": repr(result)},
             )
+        else:
+            pushed.append(notification.id)
+    async with deps.pool.acquire() as conn:
+        await notifications.mark_pushed(conn, pushed)
+    return len(pushed)
 
 
 async def _push_one(deps: WorkerDeps, notification: Notification) -> None:

@@ -40,7 +40,7 @@ from protocol.models import (
 from storage import boards, notifications, reminders, task_events, tasks
 from storage.db import Connection, transaction
 from workers.deps import WorkerDeps
-from workers.notifier import push
+from workers.notifier import push_pending
 from workers.rooms import emit_task_event
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ RETRY_BASE_SECONDS = 30.0
 SEND_TIMEOUT = 10.0
 # work done per tick at most, so a backlog never keeps `stop` waiting for long
 BATCH = 100
+# A notification unpushed for this long lost its push (the notifier pushes at once).
+UNPUSHED_GRACE = 10.0
 TITLE_MAX = 300
 
 
@@ -98,6 +100,8 @@ async def serve(deps: WorkerDeps, stop: asyncio.Event, sender: ReminderSender) -
 async def tick(deps: WorkerDeps, sender: ReminderSender, stop: asyncio.Event) -> None:
     await deliver_due_reminders(deps, sender, stop)
     await mark_delayed_tasks(deps, stop)
+    # any notification whose push was lost (a crash, Redis away) goes out now
+    await push_pending(deps, older_than_seconds=UNPUSHED_GRACE)
 
 
 # -- reminders ---------------------------------------------------------------
@@ -114,7 +118,7 @@ async def deliver_due_reminders(
             break
         handled += 1
         if created:
-            await push(deps, created)
+            await push_pending(deps, event_ids=[n.event_id for n in created if n.event_id])
     return handled
 
 

@@ -370,3 +370,34 @@ async def test_former_members_and_malformed_records_are_skipped(start_hub: Start
     finally:
         for peer in (a, b, c):
             await peer.close()
+
+
+async def test_a_notification_whose_push_was_lost_is_pushed_later(start_hub: StartHub) -> None:
+    """A notifier that stored a notification and died before pushing it: the scheduler's
+    sweep pushes it, once, to every tab of its user."""
+    hub = await start_hub(EMBEDDED_WORKERS="scheduler", SCHEDULER_INTERVAL="0.2")
+    user = await hub.register("Stranded")
+    tab = await hub.peer(user)
+    try:
+        conn = await hub.db()
+        try:
+            stranded = await conn.fetchval(
+                """INSERT INTO notifications (user_id, type, title, event_id, created_at)
+                   VALUES ($1, 'system', 'left behind', gen_random_uuid(),
+                           now() - interval '1 minute')
+                   RETURNING id""",
+                uuid.UUID(user.id),
+            )
+        finally:
+            await conn.close()
+        pushed = await tab.wait_for("notification", timeout=10)
+        assert [n["id"] for n in pushed] == [str(stranded)]
+        await asyncio.sleep(1)  # several sweeps later: still once
+        assert len(tab.events("notification")) == 1
+    finally:
+        await tab.close()
+    conn = await hub.db()
+    try:
+        assert await conn.fetchval("SELECT pushed_at FROM notifications WHERE id = $1", stranded)
+    finally:
+        await conn.close()
