@@ -21,6 +21,7 @@ from storage.db import create_pool
 from storage.keys import RedisKeys
 from storage.topics import ensure_topics
 from workers.deps import WorkerConfig, WorkerDeps
+from workers.kafka import sleep_or_stop
 from workers.runtime import WorkerMain, run_until_signalled
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,5 @@ async def _supervised(name: str, main: WorkerMain, deps: WorkerDeps, stop: async
             if stop.is_set():
                 return
             log.error("worker returned without being stopped; restarting", extra={"worker": name})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+        await sleep_or_stop(stop, delay)
         delay = min(delay * 2, 30.0)

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import msgspec
+from redis.asyncio import Redis
 
 from protocol.models import Notification, NotificationLevel, NotificationType
 from storage import cursors
 from storage.db import Connection
+from storage.keys import RedisKeys
 
 _COLUMNS = (
     "id, user_id, type, level, title, message, task_id, board_id, event_id, read_at, created_at"
@@ -179,3 +182,8 @@ async def unread_count(conn: Connection, user_id: uuid.UUID) -> int:
             "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL", user_id
         )
     )
+
+
+async def publish(redis: Redis, keys: RedisKeys, notification: Notification) -> None:
+    """Announce a notification on `pubsub:notifications` for services outside the hub."""
+    await redis.publish(keys.notifications_channel(), msgspec.json.encode(notification))

@@ -25,7 +25,7 @@ from storage import event_logs
 from storage.db import Pool
 from storage.event_logs import NewEntry
 from workers.deps import WorkerDeps
-from workers.kafka import consume, sleep_or_stop
+from workers.kafka import consume, skip_malformed, sleep_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +88,7 @@ def entries(deps: WorkerDeps, records: Sequence[ConsumerRecord]) -> list[NewEntr
                 raise msgspec.DecodeError("record has no value")
             found.append(convert(record.value))
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            log.warning(
-                "skipping malformed audit record",
-                extra={
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "error": str(exc),
-                },
-            )
+            skip_malformed(record, exc, NAME)
     return found
 
 

@@ -36,15 +36,13 @@ from protocol.events import ServerEvent, TaskEventType, room_board, room_channel
 from protocol.models import to_wire
 from protocol.records import Envelope, TaskEventRecord, decode_task_event
 from storage import emits
-from storage.topics import ensure_topics
 from workers.deps import WorkerDeps
-from workers.kafka import consume
+from workers.kafka import consume, skip_malformed
 
 log = logging.getLogger(__name__)
 
 NAME = "bridge"
 TOPICS = ("task_events", "chat_messages")
-TOPICS_TIMEOUT = 10.0
 
 _KNOWN_TYPES = frozenset(t.value for t in TaskEventType)
 
@@ -73,13 +71,6 @@ def validate_task_event(record: TaskEventRecord) -> None:
 
 async def run(deps: WorkerDeps, stop: asyncio.Event) -> None:
     """Bridge until `stop`; each handled batch is committed, so a restart resumes after it."""
-    try:
-        await asyncio.wait_for(
-            ensure_topics(deps.config.kafka_bootstrap_servers, deps.config.topic_prefix),
-            TOPICS_TIMEOUT,
-        )
-    except Exception as exc:  # the consumer waits for the broker by itself
-        log.warning("could not ensure kafka topics", extra={"error": repr(exc)})
     bridge = Bridge(deps)
     await consume(deps, stop, name=NAME, topics=TOPICS, handle=bridge.handle)
 
@@ -105,15 +96,7 @@ class Bridge:
                         (rec, msgspec.json.decode(rec.value or b"", type=ChatMessageRecord))
                     )
             except (msgspec.DecodeError, msgspec.ValidationError, Rejected) as exc:
-                log.warning(
-                    "malformed record skipped",
-                    extra={
-                        "topic": rec.topic,
-                        "partition": rec.partition,
-                        "offset": rec.offset,
-                        "error": str(exc),
-                    },
-                )
+                skip_malformed(rec, exc, NAME)
         # Every event is claimed before it is emitted: one the hub already emitted
         # (or a redelivery) is skipped, one the hub could not emit is emitted now.
         for _, event in tasks:

@@ -167,6 +167,20 @@ async def _handle(
             return True
 
 
+def skip_malformed(record: ConsumerRecord, error: BaseException, worker: str) -> None:
+    """Log a record that does not decode, with where it is, so it can be found."""
+    log.warning(
+        "malformed record skipped",
+        extra={
+            "worker": worker,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "error": str(error),
+        },
+    )
+
+
 class _CommittedOffsets:
     """Notice a broker that lost its log and our offsets, and read again from the start.
 

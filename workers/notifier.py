@@ -41,7 +41,7 @@ from protocol.records import TaskEventRecord, decode_task_event
 from storage import boards, notifications, tasks, users
 from storage.db import Connection, transaction
 from workers.deps import WorkerDeps
-from workers.kafka import consume
+from workers.kafka import consume, skip_malformed
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +73,7 @@ async def handle_records(deps: WorkerDeps, records: Sequence[ConsumerRecord]) ->
         try:
             event = decode_task_event(record.value)
         except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
-            log.warning(
-                "skipping a malformed task event",
-                extra={
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "error": str(exc),
-                },
-            )
+            skip_malformed(record, exc, NAME)
             continue
         await notify(deps, event)
         # also pushes what an earlier delivery of this event stored but failed to push
@@ -251,5 +243,5 @@ async def _push_one(deps: WorkerDeps, notification: Notification) -> None:
         deps.emitter.emit(
             ServerEvent.NOTIFICATION, to_wire(notification), room_user(notification.user_id)
         ),
-        deps.redis.publish(deps.keys.notifications_channel(), msgspec.json.encode(notification)),
+        notifications.publish(deps.redis, deps.keys, notification),
     )

@@ -40,6 +40,7 @@ from protocol.models import (
 from storage import boards, notifications, reminders, task_events, tasks
 from storage.db import Connection, transaction
 from workers.deps import WorkerDeps
+from workers.kafka import sleep_or_stop
 from workers.notifier import push_pending
 from workers.rooms import emit_task_event
 
@@ -91,10 +92,7 @@ async def serve(deps: WorkerDeps, stop: asyncio.Event, sender: ReminderSender) -
             await tick(deps, sender, stop)
         except Exception:
             log.exception("scheduler tick failed; retrying")
-        try:
-            await asyncio.wait_for(stop.wait(), deps.config.scheduler_interval)
-        except TimeoutError:
-            pass
+        await sleep_or_stop(stop, deps.config.scheduler_interval)
 
 
 async def tick(deps: WorkerDeps, sender: ReminderSender, stop: asyncio.Event) -> None:
