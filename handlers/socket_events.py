@@ -24,6 +24,7 @@ from storage import boards, task_events, tasks
 from storage import notifications as stored_notifications
 from storage.db import Connection, transaction
 from storage.presence import ConnectionGone
+from storage.task_events import Origin
 
 
 async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> dict[str, Any]:
@@ -112,10 +113,10 @@ async def _write(
     them after its own, in seq order.
     """
     board_id = await _board_of(ns, payload)
-    cid = correlation.current()
+    origin = Origin(correlation.current(), caller.ip, caller.user_agent)
 
     async def write(conn: Connection) -> tuple[Any, task_service.Written]:
-        result: TaskEvent | task_service.Written = await apply(conn, cid)
+        result: TaskEvent | task_service.Written = await apply(conn, origin)
         written = (
             result if isinstance(result, task_service.Written) else task_service.Written(result)
         )
@@ -133,34 +134,39 @@ async def _write(
 
 
 async def task_create(ns: HubNamespace, caller: Caller, payload: TaskCreate) -> Any:
-    async def apply(conn: Connection, cid: str | None) -> TaskEvent:
-        return await task_service.create(conn, caller.user_id, payload, cid)
+    async def apply(conn: Connection, origin: Origin) -> TaskEvent:
+        return await task_service.create(conn, caller.user_id, payload, origin)
 
     return await _write(ns, caller, ClientEvent.TASK_CREATE, payload, apply)
 
 
 async def task_update(ns: HubNamespace, caller: Caller, payload: TaskUpdate) -> Any:
-    async def apply(conn: Connection, cid: str | None) -> task_service.Written:
+    async def apply(conn: Connection, origin: Origin) -> task_service.Written:
         return await task_service.update(
-            conn, caller.user_id, payload.task_id, payload.base_version, payload.changes, cid
+            conn, caller.user_id, payload.task_id, payload.base_version, payload.changes, origin
         )
 
     return await _write(ns, caller, ClientEvent.TASK_UPDATE, payload, apply)
 
 
 async def task_move(ns: HubNamespace, caller: Caller, payload: TaskMove) -> Any:
-    async def apply(conn: Connection, cid: str | None) -> task_service.Written:
+    async def apply(conn: Connection, origin: Origin) -> task_service.Written:
         return await task_service.update(
-            conn, caller.user_id, payload.task_id, payload.base_version, payload.as_changes(), cid
+            conn,
+            caller.user_id,
+            payload.task_id,
+            payload.base_version,
+            payload.as_changes(),
+            origin,
         )
 
     return await _write(ns, caller, ClientEvent.TASK_MOVE, payload, apply)
 
 
 async def task_delete(ns: HubNamespace, caller: Caller, payload: TaskDelete) -> Any:
-    async def apply(conn: Connection, cid: str | None) -> TaskEvent:
+    async def apply(conn: Connection, origin: Origin) -> TaskEvent:
         return await task_service.delete(
-            conn, caller.user_id, payload.task_id, payload.base_version, cid
+            conn, caller.user_id, payload.task_id, payload.base_version, origin
         )
 
     return await _write(ns, caller, ClientEvent.TASK_DELETE, payload, apply)

@@ -39,6 +39,8 @@ class Caller:
     sid: str
     user_id: uuid.UUID
     name: str
+    ip: str | None = None
+    user_agent: str | None = None
 
 
 EventHandler = Callable[["HubNamespace", Caller, Any], Awaitable[Any]]
@@ -84,7 +86,14 @@ class HubNamespace(socketio.AsyncNamespace):
             user = await accounts.authenticate(self.deps, token)
         except HubError as exc:
             raise refusal(exc) from None
-        await self.save_session(sid, {"caller": Caller(sid=sid, user_id=user.id, name=user.name)})
+        caller = Caller(
+            sid=sid,
+            user_id=user.id,
+            name=user.name,
+            ip=environ.get("REMOTE_ADDR"),
+            user_agent=(environ.get("HTTP_USER_AGENT") or "")[:500] or None,
+        )
+        await self.save_session(sid, {"caller": caller})
         await self.enter_room(sid, room_user(user.id))
         await self.deps.presence.add_connection(sid, user.id, self.deps.node_id)
         self.local_sids.add(sid)

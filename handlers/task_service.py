@@ -19,6 +19,7 @@ from protocol.models import BoardRole, Task, TaskEvent, TaskStatus, to_wire
 from protocol.payloads import TaskChanges, TaskCreate
 from storage import boards, task_events, tasks
 from storage.db import Connection
+from storage.task_events import Origin
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,13 @@ def _classify(changes: dict[str, Any]) -> TaskEventType:
 
 
 async def create(
-    conn: Connection, actor_id: uuid.UUID, payload: TaskCreate, correlation_id: str | None
+    conn: Connection, actor_id: uuid.UUID, payload: TaskCreate, origin: Origin
 ) -> TaskEvent:
     await require_role(conn, payload.board_id, actor_id, write=True)
     await _check_assignee(conn, payload.board_id, payload.assignee_id)
     recurrence.check(payload.recurrence)
     fields = {name: getattr(payload, name) for name in tasks.EDITABLE}
-    return await _insert(conn, payload.board_id, actor_id, fields, actor_id, correlation_id)
+    return await _insert(conn, payload.board_id, actor_id, fields, actor_id, origin)
 
 
 async def _insert(
@@ -84,7 +85,7 @@ async def _insert(
     creator_id: uuid.UUID,
     fields: dict[str, Any],
     actor_id: uuid.UUID,
-    correlation_id: str | None,
+    origin: Origin,
     recurrence_of: uuid.UUID | None = None,
 ) -> TaskEvent:
     """A new task and its `task.created` event, with the board's next seq."""
@@ -97,7 +98,7 @@ async def _insert(
         task=task,
         actor_id=actor_id,
         changes={},
-        correlation_id=correlation_id,
+        origin=origin,
     )
 
 
@@ -107,7 +108,7 @@ async def update(
     task_id: uuid.UUID,
     base_version: int,
     changes: TaskChanges,
-    correlation_id: str | None,
+    origin: Origin,
 ) -> Written:
     """Apply `changes` made against `base_version`, merging by field when it is stale.
 
@@ -169,9 +170,9 @@ async def update(
         task=updated,
         actor_id=actor_id,
         changes=diff,
-        correlation_id=correlation_id,
+        origin=origin,
     )
-    return Written(event, await _next_occurrence(conn, actor_id, current, updated, correlation_id))
+    return Written(event, await _next_occurrence(conn, actor_id, current, updated, origin))
 
 
 def _now() -> datetime:
@@ -179,7 +180,7 @@ def _now() -> datetime:
 
 
 async def _next_occurrence(
-    conn: Connection, actor_id: uuid.UUID, before: Task, after: Task, correlation_id: str | None
+    conn: Connection, actor_id: uuid.UUID, before: Task, after: Task, origin: Origin
 ) -> tuple[TaskEvent, ...]:
     """The `task.created` of a completed recurring task's next occurrence, if this edit
     completed one; made at most once per task (reopening and completing again makes
@@ -217,7 +218,7 @@ async def _next_occurrence(
     }
     # the board's seq row is already locked by this transaction: the next number follows
     created = await _insert(
-        conn, after.board_id, after.creator_id, fields, actor_id, correlation_id, after.id
+        conn, after.board_id, after.creator_id, fields, actor_id, origin, after.id
     )
     return (created,)
 
@@ -227,7 +228,7 @@ async def delete(
     actor_id: uuid.UUID,
     task_id: uuid.UUID,
     base_version: int | None,
-    correlation_id: str | None,
+    origin: Origin,
 ) -> TaskEvent:
     board_id = (await _live_task(conn, task_id)).board_id
     await require_role(conn, board_id, actor_id, write=True)
@@ -248,5 +249,5 @@ async def delete(
         task=deleted,
         actor_id=actor_id,
         changes={"deleted_at": {"before": None, "after": to_wire(deleted.deleted_at)}},
-        correlation_id=correlation_id,
+        origin=origin,
     )

@@ -10,6 +10,7 @@ from protocol.models import BoardRole, TaskPriority, TaskStatus
 from protocol.payloads import TaskCreate
 from storage import boards, users
 from storage.db import Pool, transaction
+from storage.task_events import Origin
 
 DEMO_USERS = (
     ("alice@example.com", "Alice Demo", "alice-demo-password"),
@@ -60,5 +61,5 @@ async def seed_demo(pool: Pool, bcrypt_rounds: int, progress: Progress) -> bool:
                 assignee_id=(alice.id, bob.id)[index % 2],
                 due_date=now + timedelta(days=index - 3),
             )
-            await task_service.create(conn, alice.id, payload, None)
+            await task_service.create(conn, alice.id, payload, Origin("seed-demo"))
     return True

@@ -41,6 +41,8 @@ class TaskEventRecord(Envelope, kw_only=True):
     seq: Annotated[int, Meta(ge=1)] | None = None
     task: Task | None = None
     changes: dict[str, Any] = msgspec.field(default_factory=dict)
+    # the client the write came from (`ip`, `user_agent`), when a person made it
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class OutboxRecord(Envelope, kw_only=True):

@@ -91,6 +91,7 @@ def _task_event(row: asyncpg.Record) -> Pending:
         seq=row["seq"],
         task=msgspec.convert(task, Task, strict=False) if task is not None else None,
         changes=payload.get("changes") or {},
+        metadata=row["metadata"],
     )
     return Pending(
         "task_events",
@@ -143,7 +144,7 @@ async def _claim_task_events(conn: Connection, limit: int) -> tuple[list[Lease],
         # Read after locking: what the previous holder marked is committed by now.
         rows = await conn.fetch(
             """SELECT id, event_id, board_id, seq, task_id, type, actor_id, payload,
-                      correlation_id, trace_id, source, created_at
+                      correlation_id, trace_id, source, created_at, metadata
                FROM task_events WHERE board_id = $1 AND published_at IS NULL
                ORDER BY seq LIMIT $2""",
             board_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -30,6 +31,20 @@ def _event(row: asyncpg.Record) -> TaskEvent:
     )
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a write came from: the correlation id, and for a person their client
+    (what the audit trail records as metadata)."""
+
+    correlation_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+    def metadata(self) -> dict[str, str]:
+        found = {"ip": self.ip, "user_agent": self.user_agent}
+        return {k: v for k, v in found.items() if v}
+
+
 async def append(
     conn: Connection,
     *,
@@ -38,7 +53,7 @@ async def append(
     task: Task,
     actor_id: uuid.UUID | None,
     changes: dict[str, Any],
-    correlation_id: str | None,
+    origin: Origin,
 ) -> TaskEvent:
     """Insert the event of a write, in the writing transaction.
 
@@ -49,15 +64,16 @@ async def append(
     payload = {"version": task.version, "changes": changes, "task": to_wire(task)}
     row = await conn.fetchrow(
         f"""INSERT INTO task_events
-                (board_id, seq, task_id, type, actor_id, payload, correlation_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}""",
+                (board_id, seq, task_id, type, actor_id, payload, correlation_id, metadata)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
         task.board_id,
         seq,
         task.id,
         type,
         actor_id,
         payload,
-        correlation_id,
+        origin.correlation_id,
+        origin.metadata(),
     )
     return _event(row)
 

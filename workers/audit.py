@@ -44,7 +44,7 @@ def task_entry(value: bytes) -> NewEntry:
         payload["seq"] = record.seq
     if record.task is not None:
         payload["version"] = record.task.version
-    metadata = {"source": record.source}
+    metadata = {**record.metadata, "source": record.source}
     if record.trace_id:
         metadata["trace_id"] = record.trace_id
     return NewEntry(

@@ -39,6 +39,7 @@ from protocol.models import (
 )
 from storage import boards, notifications, reminders, task_events, tasks
 from storage.db import Connection, transaction
+from storage.task_events import Origin
 from workers.deps import WorkerDeps
 from workers.kafka import sleep_or_stop
 from workers.notifier import push_pending
@@ -233,7 +234,7 @@ async def _mark_one(deps: WorkerDeps, task_id: uuid.UUID, board_id: uuid.UUID) -
                 task=task,
                 actor_id=None,
                 changes={"is_delayed": {"before": False, "after": True}},
-                correlation_id=None,
+                origin=Origin(),
             )
     except _NoLongerOverdue:
         return None

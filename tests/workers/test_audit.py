@@ -198,6 +198,9 @@ async def test_account_board_and_task_changes_land_in_the_trail(
             row = by_type[kind]
             assert (row["entity_type"], str(row["entity_id"])) == ("task", task["id"])
             assert row["payload"]["board_id"] == str(board_id)
+            # the socket client the edit came from
+            assert metadata(row)["ip"] == "127.0.0.1"
+            assert metadata(row)["user_agent"]
         assert by_type["task.updated"]["payload"]["changes"]["title"] == {
             "before": "Audit me",
             "after": "Audited",

@@ -16,6 +16,7 @@ from handlers import task_service
 from protocol.payloads import TaskCreate
 from protocol.records import encode
 from storage.db import create_pool, transaction
+from storage.task_events import Origin
 from tests.support import Hub, Peer
 from tests.workers.kafka_tools import (
     flush_bridge,
@@ -156,7 +157,7 @@ async def test_a_committed_event_nobody_emitted_reaches_the_room_through_the_bri
                     conn,
                     uuid.UUID(owner.id),
                     TaskCreate(board_id=uuid.UUID(board_id), title="Written by a script"),
-                    "script-1",
+                    Origin("script-1"),
                 )
         finally:
             await pool.close()
