@@ -112,6 +112,7 @@ async def claim_due(conn: Connection, retry_base_seconds: float) -> Due | None:
             FROM reminders r JOIN tasks t ON t.id = r.task_id
             WHERE r.status = 'scheduled' AND r.remind_at <= now()
               AND r.remind_at + make_interval(secs => $1 * (power(2, r.attempts) - 1)) <= now()
+              AND (r.lease_until IS NULL OR r.lease_until <= now())
             ORDER BY r.remind_at, r.id
             LIMIT 1
             FOR UPDATE OF r SKIP LOCKED""",
@@ -129,10 +130,30 @@ async def claim_due(conn: Connection, retry_base_seconds: float) -> Due | None:
     )
 
 
+async def lease(conn: Connection, reminder_id: uuid.UUID, seconds: float) -> None:
+    """Park a claimed reminder while it is sent outside the transaction."""
+    await conn.execute(
+        "UPDATE reminders SET lease_until = now() + make_interval(secs => $2) WHERE id = $1",
+        reminder_id,
+        float(seconds),
+    )
+
+
+async def lock_leased(conn: Connection, reminder_id: uuid.UUID) -> Reminder | None:
+    """The reminder again after its send, locked; None if it is no longer scheduled
+    (dismissed meanwhile, or settled by another scheduler after the lease ran out)."""
+    row = await conn.fetchrow(
+        f"""SELECT {_COLUMNS} FROM reminders WHERE id = $1 AND status = 'scheduled'
+            FOR UPDATE""",
+        reminder_id,
+    )
+    return _reminder(row) if row else None
+
+
 async def mark_sent(conn: Connection, reminder_id: uuid.UUID) -> Reminder:
     row = await conn.fetchrow(
         f"""UPDATE reminders SET status = 'sent', sent_at = now(), attempts = attempts + 1,
-                   last_error = NULL
+                   last_error = NULL, lease_until = NULL
             WHERE id = $1 RETURNING {_COLUMNS}""",
         reminder_id,
     )
@@ -148,7 +169,8 @@ async def mark_attempt_failed(
     """
     row = await conn.fetchrow(
         f"""UPDATE reminders SET attempts = attempts + 1, last_error = left($2, 1000),
-                   status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'scheduled' END
+                   status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'scheduled' END,
+                   lease_until = NULL
             WHERE id = $1 RETURNING {_COLUMNS}""",
         reminder_id,
         error,

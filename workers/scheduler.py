@@ -3,8 +3,8 @@
 Every `scheduler_interval` it:
 
 - claims due reminders one at a time with `FOR UPDATE SKIP LOCKED` and, in
-  that same transaction, delivers it (in-app: a `notification` row; other
-  methods: the `ReminderSender`), marks it `sent` (or counts the failed
+  that same transaction delivers it in-app (a `notification` row) or parks
+  it for the `ReminderSender` (see below), marks it `sent` (or counts the failed
   attempt) and writes `reminder.sent` / `reminder.failed` to the outbox. The
   row's status is the truth, so a second scheduler skips what the first holds
   and a restarted one finds it already sent. The in-app push goes out after
@@ -15,10 +15,12 @@ Every `scheduler_interval` it:
   emitted to the board after the commit. The conditional UPDATE makes a second
   scheduler's attempt a no-op that gives its seq back.
 
-A sender's network call runs while the reminder's row is locked (there is no
-"sending" status to park it in), bounded by `SEND_TIMEOUT`; a crash between
-the send and the commit sends that one again later, at least once. In-app
-delivery has no such window: the notification is unique by (reminder id, user).
+An email/push/SMS reminder is sent outside any transaction: its claim parks it
+under a lease (`lease_until`) and commits, and a second transaction settles it.
+A scheduler that dies mid-send leaves the lease to run out, and the reminder is
+sent again (at least once; the reminder id is the sender's idempotency key).
+In-app delivery has no such window: the notification is unique by (reminder id,
+user).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ MAX_ATTEMPTS = 5
 # a failed attempt is retried RETRY_BASE_SECONDS * (2^attempts - 1) after remind_at
 RETRY_BASE_SECONDS = 30.0
 SEND_TIMEOUT = 10.0
+# How long past the send timeout a parked reminder stays with its scheduler.
+LEASE_MARGIN = 20.0
 # work done per tick at most, so a backlog never keeps `stop` waiting for long
 BATCH = 100
 # A notification unpushed for this long lost its push (the notifier pushes at once).
@@ -124,9 +128,12 @@ async def deliver_due_reminders(
 async def _deliver_one(deps: WorkerDeps, sender: ReminderSender) -> tuple[bool, list[Notification]]:
     """Claim and settle one due reminder; (False, []) when none is due.
 
-    The delivery runs in a savepoint: whatever goes wrong in it (the sender, a
-    bug, a constraint) rolls back only the delivery and is counted as a failed
-    attempt, so one bad reminder never blocks the ones due after it.
+    In-app delivery is a row, so it happens in the claiming transaction (in a
+    savepoint: whatever goes wrong rolls back only the delivery and counts as a
+    failed attempt, so one bad reminder never blocks the ones due after it).
+    Email, push and SMS are network calls: the claim parks the reminder under a
+    lease and commits, the sender runs outside any transaction, and a second
+    transaction settles it.
     """
     async with transaction(deps.pool) as conn:
         due = await reminders.claim_due(conn, RETRY_BASE_SECONDS)
@@ -138,37 +145,52 @@ async def _deliver_one(deps: WorkerDeps, sender: ReminderSender) -> tuple[bool, 
             # nothing left to remind of, or nobody entitled to hear of it: final
             reason = "the task was deleted" if due.task_deleted else "no longer a board member"
             settled = await reminders.mark_attempt_failed(conn, reminder.id, reason, max_attempts=1)
-        else:
+            await _settled(conn, due, settled)
+            return True, []
+        if reminder.method == ReminderMethod.IN_APP:
             try:
                 async with conn.transaction():
-                    created = await _deliver(conn, due, sender)
+                    created = await notifications.create(conn, [_draft(due)])
                     settled = await reminders.mark_sent(conn, reminder.id)
             except Exception as exc:
-                log.warning(
-                    "reminder delivery failed",
-                    extra={"reminder_id": str(reminder.id), "error": repr(exc)},
-                )
                 created = []
-                settled = await reminders.mark_attempt_failed(
-                    conn, reminder.id, repr(exc), max_attempts=MAX_ATTEMPTS
-                )
-        if settled.status != ReminderStatus.SCHEDULED:  # a retry is not news yet
-            await reminders.record(conn, settled, due.board_id)
+                settled = await _failed(conn, reminder, exc)
+            await _settled(conn, due, settled)
+            return True, created
+        await reminders.lease(conn, reminder.id, SEND_TIMEOUT + LEASE_MARGIN)
+    error: Exception | None = None
+    try:
+        # the reminder id lets a real gateway drop a resend after a crash
+        await asyncio.wait_for(sender.send(reminder, due.task_title), SEND_TIMEOUT)
+    except Exception as exc:
+        error = exc
+    async with transaction(deps.pool) as conn:
+        if await reminders.lock_leased(conn, reminder.id) is None:
+            return True, []  # dismissed while it was being sent
+        if error is None:
+            settled = await reminders.mark_sent(conn, reminder.id)
+        else:
+            settled = await _failed(conn, reminder, error)
+        await _settled(conn, due, settled)
+    return True, []
+
+
+async def _failed(conn: Connection, reminder: Reminder, exc: Exception) -> Reminder:
+    log.warning(
+        "reminder delivery failed", extra={"reminder_id": str(reminder.id), "error": repr(exc)}
+    )
+    return await reminders.mark_attempt_failed(
+        conn, reminder.id, repr(exc), max_attempts=MAX_ATTEMPTS
+    )
+
+
+async def _settled(conn: Connection, due: reminders.Due, settled: Reminder) -> None:
+    if settled.status != ReminderStatus.SCHEDULED:  # a retry is not news yet
+        await reminders.record(conn, settled, due.board_id)
     log.info(
         "reminder settled",
-        extra={"reminder_id": str(reminder.id), "status": settled.status.value},
+        extra={"reminder_id": str(settled.id), "status": settled.status.value},
     )
-    return True, created
-
-
-async def _deliver(
-    conn: Connection, due: reminders.Due, sender: ReminderSender
-) -> list[Notification]:
-    """In-app: the notification row (pushed after commit); otherwise the sender."""
-    if due.reminder.method == ReminderMethod.IN_APP:
-        return await notifications.create(conn, [_draft(due)])
-    await asyncio.wait_for(sender.send(due.reminder, due.task_title), SEND_TIMEOUT)
-    return []
 
 
 def _draft(due: reminders.Due) -> notifications.Draft:
