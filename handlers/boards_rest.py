@@ -93,7 +93,7 @@ async def remove_member(request: web.Request) -> web.Response:
     user_id = path_uuid(request, "user_id")
     async with transaction(deps.pool) as conn:
         await active_user(conn, claims)
-        await boards.lock_members(conn, board_id)
+        await boards.lock(conn, board_id)
         role = await _member_role(conn, board_id, claims.user_id)
         if role != BoardRole.OWNER and user_id != claims.user_id:
             raise Forbidden("only owners can remove other members")

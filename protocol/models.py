@@ -116,6 +116,9 @@ class TaskEvent(msgspec.Struct, kw_only=True):
     changes: dict[str, Any]
     correlation_id: str | None
     occurred_at: datetime
+    # "taskhub" for the hub's own writes; another service's name for events it
+    # produced on Kafka that the bridge relayed into the board's history
+    source: str = "taskhub"
 
 
 class NotificationType(StrEnum):

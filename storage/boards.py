@@ -104,9 +104,10 @@ async def remove_member(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUI
         raise NotFound("no such member on this board")
 
 
-async def lock_members(conn: Connection, board_id: uuid.UUID) -> None:
-    """Serialise membership changes of a board until the transaction ends, so two
-    owners removing each other cannot leave it with none."""
+async def lock(conn: Connection, board_id: uuid.UUID) -> None:
+    """Serialise a board's writers until the transaction ends: two owners removing
+    each other cannot leave it with none, and a check made under the lock (is this
+    event kept already?) still holds when the next seq is taken."""
     if await conn.fetchval("SELECT true FROM boards WHERE id = $1 FOR UPDATE", board_id) is None:
         raise NotFound("board not found")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +11,12 @@ import asyncpg
 import msgspec
 
 from protocol.models import Task, TaskEvent, to_wire
+from protocol.records import TaskEventRecord
 from storage.db import Connection
 
-_COLUMNS = "event_id, board_id, seq, type, task_id, actor_id, payload, correlation_id, created_at"
+_COLUMNS = (
+    "event_id, board_id, seq, type, task_id, actor_id, payload, correlation_id, source, created_at"
+)
 
 
 def _event(row: asyncpg.Record) -> TaskEvent:
@@ -27,6 +31,7 @@ def _event(row: asyncpg.Record) -> TaskEvent:
         task=msgspec.convert(payload["task"], Task, strict=False),
         changes=payload["changes"],
         correlation_id=row["correlation_id"],
+        source=row["source"],
         occurred_at=row["created_at"],
     )
 
@@ -76,6 +81,49 @@ async def append(
         origin.metadata(),
     )
     return _event(row)
+
+
+async def append_relayed(
+    conn: Connection, *, seq: int, task: Task, record: TaskEventRecord
+) -> TaskEvent:
+    """Insert an event another service produced on Kafka as the board's next entry.
+
+    It is stored already published (it came from Kafka), with the stored task as
+    its snapshot. Its version is 0, so the field merge never counts its changes:
+    the event tells of a change, it did not make one through the hub's lock. The
+    actor is kept only if such a user exists.
+    """
+    payload = {"version": 0, "changes": record.changes, "task": to_wire(task)}
+    row = await conn.fetchrow(
+        f"""INSERT INTO task_events
+                (event_id, board_id, seq, task_id, type, actor_id, payload, correlation_id,
+                 trace_id, source, metadata, published_at)
+            VALUES ($1, $2, $3, $4, $5, (SELECT id FROM users WHERE id = $6), $7, $8,
+                    $9, $10, $11, now())
+            RETURNING {_COLUMNS}""",
+        record.event_id,
+        task.board_id,
+        seq,
+        task.id,
+        record.type,
+        record.actor_id,
+        payload,
+        record.correlation_id,
+        record.trace_id,
+        record.source,
+        record.metadata,
+    )
+    return _event(row)
+
+
+async def by_event_id(
+    conn: Connection, event_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, TaskEvent]:
+    """The stored events among `event_ids`: the hub's own, and relayed ones already kept."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM task_events WHERE event_id = ANY($1::uuid[])", list(event_ids)
+    )
+    return {r["event_id"]: _event(r) for r in rows}
 
 
 async def fields_changed_since(conn: Connection, task_id: uuid.UUID, version: int) -> set[str]:

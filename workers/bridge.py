@@ -4,10 +4,15 @@ Consumes `task_events` and `chat_messages` in group "bridge" (offsets committed
 after each handled batch, by workers.kafka.consume) and emits through the
 write-only Redis manager, so every hub node delivers to its own clients.
 
-- `task_events`: validated and emitted to `board:{board_id}` as
-  `task:created`, `task:deleted` or (every other type) `task:updated`, with the
-  record as its body. Events of other producers carry no board seq unless their
-  producer set one, since they are not part of the board's stored history.
+- `task_events`: emitted to `board:{board_id}` as `task:created`,
+  `task:deleted` or (every other type) `task:updated`, with the stored event as
+  its body, exactly as the hub emits it. An event the hub wrote is found by its
+  event_id. An event another service produced is validated against the stored
+  task (it must exist, on the board the record names, live unless the event is
+  `task.deleted`, deleted if it is), then kept as the board's next entry
+  (storage/task_events.append_relayed): it gets a seq, catch-up replays it,
+  and its snapshot is the stored task, never the producer's copy. A record
+  about a task we do not store is skipped: the board could not show it.
 - `chat_messages`: provisional until chat lands (issue 4): a record needs the
   envelope and a `channel_id`, and is emitted as `chat:message` to
   `channel:{channel_id}` with the record as its body.
@@ -32,10 +37,12 @@ import msgspec
 from aiokafka import ConsumerRecord
 from msgspec import Meta
 
-from protocol.events import ServerEvent, TaskEventType, room_board, room_channel, server_event_for
-from protocol.models import to_wire
+from protocol.events import ServerEvent, TaskEventType, room_channel
+from protocol.models import Task, TaskEvent, to_wire
 from protocol.records import Envelope, TaskEventRecord, decode_task_event
-from storage import emits
+from storage import boards, emits, task_events, tasks
+from storage.db import transaction
+from workers import rooms
 from workers.deps import WorkerDeps
 from workers.kafka import consume, skip_malformed
 
@@ -64,9 +71,18 @@ class Rejected(ValueError):
 def validate_task_event(record: TaskEventRecord) -> None:
     if record.type not in _KNOWN_TYPES:
         raise Rejected(f"unknown task event type {record.type!r}")
-    task = record.task
-    if task is not None and (task.id != record.task_id or task.board_id != record.board_id):
-        raise Rejected("the task does not match task_id / board_id")
+
+
+def check_against_stored(record: TaskEventRecord, task: Task | None) -> Task:
+    """The stored task a foreign record is about, if the record agrees with it."""
+    if task is None:
+        raise Rejected("no such task")
+    if task.board_id != record.board_id:
+        raise Rejected("the task is on another board")
+    deleted = task.deleted_at is not None
+    if deleted != (record.type == TaskEventType.DELETED):
+        raise Rejected("the event contradicts the stored task (deleted or not)")
+    return task
 
 
 async def run(deps: WorkerDeps, stop: asyncio.Event) -> None:
@@ -83,29 +99,34 @@ class Bridge:
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Emit a batch in partition order; raise only for outages (the batch is retried)."""
-        tasks: list[tuple[ConsumerRecord, TaskEventRecord]] = []
+        task_records: list[tuple[ConsumerRecord, TaskEventRecord]] = []
         chats: list[tuple[ConsumerRecord, ChatMessageRecord]] = []
         for rec in records:
             try:
                 if rec.topic == self.task_topic:
                     event = decode_task_event(rec.value or b"")
                     validate_task_event(event)
-                    tasks.append((rec, event))
+                    task_records.append((rec, event))
                 elif rec.topic == self.chat_topic:
                     chats.append(
                         (rec, msgspec.json.decode(rec.value or b"", type=ChatMessageRecord))
                     )
             except (msgspec.DecodeError, msgspec.ValidationError, Rejected) as exc:
                 skip_malformed(rec, exc, NAME)
+        known: dict[uuid.UUID, TaskEvent] = {}
+        if task_records:
+            async with transaction(self.deps.pool, readonly=True) as conn:
+                ids = [record.event_id for _, record in task_records]
+                known = await task_events.by_event_id(conn, ids)
         # Every event is claimed before it is emitted: one the hub already emitted
         # (or a redelivery) is skipped, one the hub could not emit is emitted now.
-        for _, event in tasks:
-            await self._emit_once(
-                event.event_id,
-                server_event_for(event.type),
-                to_wire(event),
-                room_board(event.board_id),
-            )
+        for rec, record in task_records:
+            try:
+                stored = known.get(record.event_id) or await self._keep_foreign(record)
+            except Rejected as exc:
+                skip_malformed(rec, exc, NAME)
+                continue
+            await rooms.emit_task_event(self.deps, stored)
         for _, chat in chats:
             await self._emit_once(
                 chat.event_id,
@@ -113,6 +134,19 @@ class Bridge:
                 to_wire(chat),
                 room_channel(chat.channel_id),
             )
+
+    async def _keep_foreign(self, record: TaskEventRecord) -> TaskEvent:
+        """Store another service's event as the board's next entry, once per event_id."""
+        async with transaction(self.deps.pool) as conn:
+            unlocked = check_against_stored(record, await tasks.get(conn, record.task_id))
+            await boards.lock(conn, unlocked.board_id)
+            # read again under the board's lock, which every task write takes too
+            task = check_against_stored(record, await tasks.get(conn, record.task_id))
+            earlier = await task_events.by_event_id(conn, [record.event_id])
+            if earlier:  # a redelivery that another member of the group kept first
+                return earlier[record.event_id]
+            seq = await boards.next_seq(conn, task.board_id)
+            return await task_events.append_relayed(conn, seq=seq, task=task, record=record)
 
     async def _emit_once(self, event_id: uuid.UUID, event: str, data: object, room: str) -> None:
         async def emit() -> None:

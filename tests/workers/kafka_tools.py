@@ -58,7 +58,11 @@ async def produce(
 
 
 def foreign_event(board_id: str, task_id: str | None = None, **fields: Any) -> TaskEventRecord:
-    """A task event as another service of ours would produce it (no seq, no stored row)."""
+    """A task event as another service of ours would produce it (no seq).
+
+    The bridge relays it only if `task_id` is a stored task of `board_id`; the
+    notifier and audit trail take it whatever the task.
+    """
     values: dict[str, Any] = {
         "event_id": uuid.uuid4(),
         "type": "task.updated",
@@ -89,14 +93,15 @@ async def wait_for_event_ids(peer: Peer, wanted: set[str], timeout: float = 10) 
 
 
 async def flush_bridge(
-    bootstrap: str, topic: str, board_id: str, peer: Peer, partitions: int = 4
+    bootstrap: str, topic: str, board_id: str, task_id: str, peer: Peer, partitions: int = 4
 ) -> None:
     """Put a foreign sentinel on every partition and wait until the client got all of them.
 
     The bridge handles a partition in order, so once a partition's sentinel
-    arrived, every record before it on that partition was handled.
+    arrived, every record before it on that partition was handled. `task_id`
+    is a stored task of the board, which the sentinels are about.
     """
-    sentinels = [foreign_event(board_id) for _ in range(partitions)]
+    sentinels = [foreign_event(board_id, task_id) for _ in range(partitions)]
     for number, record in enumerate(sentinels):
         await produce(bootstrap, topic, [encode(record)], partition=number)
     await wait_for_event_ids(peer, {str(r.event_id) for r in sentinels}, timeout=20)

@@ -31,73 +31,133 @@ StartHub = Callable[..., Any]
 WARM_UP = 20.0
 
 
-async def _board_with_client(hub: Hub) -> tuple[str, Peer]:
+async def _board_with_task(hub: Hub) -> tuple[str, str, Peer]:
+    """A board with one stored task, and its owner's client in the room."""
     owner = await hub.register("Owner")
     board_id = await hub.create_board(owner)
     peer = await hub.peer(owner)
     ack = await peer.call("board:join", {"board_id": board_id})
     assert ack["ok"], ack
-    return board_id, peer
+    created = await peer.call("task:create", {"board_id": board_id, "title": "Stored"})
+    assert created["ok"], created
+    return board_id, created["data"]["task_id"], peer
 
 
-async def test_a_record_from_another_producer_reaches_the_board_room(
+def _foreign_seen(peer: Peer, created_event: str) -> list[str]:
+    return [i for i in seen_event_ids(peer) if i != created_event]
+
+
+async def test_a_record_from_another_producer_reaches_the_room_as_the_boards_next_event(
     start_hub: StartHub,
 ) -> None:
     hub: Hub = await start_hub(EMBEDDED_WORKERS="bridge")
-    board_id, peer = await _board_with_client(hub)
+    board_id, task_id, peer = await _board_with_task(hub)
     bootstrap = hub.settings.kafka_bootstrap_servers
     topic = hub.settings.kafka_topic_prefix + "task_events"
+    stranger = await hub.register("Not a user of the record")
 
-    created = foreign_event(board_id, type="task.created")
-    updated = foreign_event(board_id, str(created.task_id), type="task.status_changed")
-    deleted = foreign_event(board_id, str(created.task_id), type="task.deleted")
-    key = str(created.task_id).encode()
-    await produce(bootstrap, topic, [encode(created), encode(updated), encode(deleted)], key=key)
+    changed = foreign_event(
+        board_id,
+        task_id,
+        type="task.status_changed",
+        seq=999,  # a producer's seq means nothing to the board
+        actor_id=uuid.uuid4(),  # no such user
+        correlation_id="planner-42",
+    )
+    assigned = foreign_event(
+        board_id, task_id, type="task.assigned", actor_id=uuid.UUID(stranger.id)
+    )
+    await produce(bootstrap, topic, [encode(changed), encode(assigned)], key=task_id.encode())
 
-    await wait_for_event_ids(peer, {str(deleted.event_id)}, timeout=WARM_UP)
-    received = [(name, data) for name, data in peer.received if name.startswith("task:")]
-    assert [(name, data["event_id"], data["type"]) for name, data in received] == [
-        ("task:created", str(created.event_id), "task.created"),
-        ("task:updated", str(updated.event_id), "task.status_changed"),
-        ("task:deleted", str(deleted.event_id), "task.deleted"),
+    await wait_for_event_ids(peer, {str(assigned.event_id)}, timeout=WARM_UP)
+    received = [data for name, data in peer.received if name == "task:updated"]
+    assert [(e["event_id"], e["seq"]) for e in received] == [
+        (str(changed.event_id), 2),
+        (str(assigned.event_id), 3),
     ]
-    body = received[1][1]
-    assert body["board_id"] == board_id
-    assert body["task_id"] == str(created.task_id)
-    assert body["source"] == "planner-service"
-    assert body["changes"] == {"title": {"before": "a", "after": "b"}}
+    first = received[0]
+    assert first["board_id"] == board_id and first["task_id"] == task_id
+    assert first["type"] == "task.status_changed"
+    assert first["source"] == "planner-service"
+    assert first["correlation_id"] == "planner-42"
+    assert first["changes"] == {"title": {"before": "a", "after": "b"}}
+    assert first["actor_id"] is None
+    assert received[1]["actor_id"] == stranger.id
+    # the snapshot is the stored task, not the producer's word
+    assert first["task"]["title"] == "Stored" and first["task"]["version"] == 1
+
+    # Part of the board's history: a client catching up gets them, in order.
+    joined = await peer.call("board:join", {"board_id": board_id, "since_seq": 1})
+    assert joined["data"]["mode"] == "events"
+    assert [e["event_id"] for e in joined["data"]["events"]] == [
+        str(changed.event_id),
+        str(assigned.event_id),
+    ]
+    assert joined["data"]["seq"] == 3
+
+    # The hub's next write follows them; a relayed event did not change the task.
+    renamed = await peer.call(
+        "task:update", {"task_id": task_id, "base_version": 1, "changes": {"title": "Mine"}}
+    )
+    assert renamed["ok"], renamed
+    assert renamed["data"]["seq"] == 4 and renamed["data"]["task"]["version"] == 2
+
+    # A deletion another service announces after the hub deleted the task.
+    deleted = await peer.call("task:delete", {"task_id": task_id, "base_version": 2})
+    assert deleted["ok"], deleted
+    gone = foreign_event(board_id, task_id, type="task.deleted")
+    await produce(bootstrap, topic, [encode(gone)], key=task_id.encode())
+    await wait_for_event_ids(peer, {str(gone.event_id)})
+    (relayed,) = [d for n, d in peer.received if d.get("event_id") == str(gone.event_id)]
+    assert relayed["seq"] == 6 and relayed["task"]["deleted_at"] is not None
     await peer.close()
 
 
-async def test_malformed_records_are_skipped_and_the_next_good_one_arrives(
+async def test_malformed_and_unfounded_records_are_skipped_and_the_next_good_one_arrives(
     start_hub: StartHub,
 ) -> None:
     hub: Hub = await start_hub(EMBEDDED_WORKERS="bridge")
-    board_id, peer = await _board_with_client(hub)
+    board_id, task_id, peer = await _board_with_task(hub)
+    created_event = seen_event_ids(peer)[0]
+    other_owner = await hub.register("Other owner")
+    other_board = await hub.create_board(other_owner)
+    other_peer = await hub.peer(other_owner)
+    assert (await other_peer.call("board:join", {"board_id": other_board}))["ok"]
     bootstrap = hub.settings.kafka_bootstrap_servers
     topic = hub.settings.kafka_topic_prefix + "task_events"
-    task_id = str(uuid.uuid4())
     good = foreign_event(board_id, task_id)
     missing_fields = json.dumps(
         {"event_id": str(uuid.uuid4()), "type": "task.updated", "board_id": board_id}
     ).encode()
-    unknown_type = encode(foreign_event(board_id, task_id, type="task.exploded"))
+    bad = [
+        b"\x00\xffnot json at all",
+        missing_fields,
+        encode(foreign_event(board_id, task_id, type="task.exploded")),
+        encode(foreign_event(board_id, str(uuid.uuid4()))),  # no such task
+        encode(foreign_event(other_board, task_id)),  # the task is on another board
+        encode(foreign_event(board_id, task_id, type="task.deleted")),  # it is not deleted
+    ]
     # One key, so one partition: the good record comes after the bad ones.
-    await produce(
-        bootstrap,
-        topic,
-        [b"\x00\xffnot json at all", missing_fields, unknown_type, encode(good)],
-        key=task_id.encode(),
-    )
+    await produce(bootstrap, topic, [*bad, encode(good)], key=task_id.encode())
     await wait_for_event_ids(peer, {str(good.event_id)}, timeout=WARM_UP)
-    assert seen_event_ids(peer) == [str(good.event_id)]
+    assert _foreign_seen(peer, created_event) == [str(good.event_id)]
+    assert seen_event_ids(other_peer) == []
 
     # The bridge is still consuming after the bad records.
     later = foreign_event(board_id, task_id)
     await produce(bootstrap, topic, [encode(later)], key=task_id.encode())
     await wait_for_event_ids(peer, {str(later.event_id)})
-    assert seen_event_ids(peer) == [str(good.event_id), str(later.event_id)]
+    assert _foreign_seen(peer, created_event) == [str(good.event_id), str(later.event_id)]
+    conn = await hub.db()
+    try:
+        seqs = await conn.fetch(
+            "SELECT seq FROM task_events WHERE board_id = $1 ORDER BY seq", uuid.UUID(board_id)
+        )
+        assert [r["seq"] for r in seqs] == [1, 2, 3]  # nothing stored for the bad ones
+    finally:
+        await conn.close()
     await peer.close()
+    await other_peer.close()
 
 
 async def _wait_published(hub: Hub, event_id: str, timeout: float = 10) -> None:
@@ -116,7 +176,7 @@ async def _wait_published(hub: Hub, event_id: str, timeout: float = 10) -> None:
 
 async def test_hub_events_and_redeliveries_reach_the_room_once(start_hub: StartHub) -> None:
     hub: Hub = await start_hub(EMBEDDED_WORKERS="outbox,bridge", OUTBOX_POLL_INTERVAL="0.2")
-    board_id, peer = await _board_with_client(hub)
+    board_id, task_id, peer = await _board_with_task(hub)
     bootstrap = hub.settings.kafka_bootstrap_servers
     topic = hub.settings.kafka_topic_prefix + "task_events"
 
@@ -127,12 +187,12 @@ async def test_hub_events_and_redeliveries_reach_the_room_once(start_hub: StartH
     hub_event = ack["data"]["event_id"]
     await _wait_published(hub, hub_event)
     # A foreign event delivered twice (a producer's retry).
-    foreign = foreign_event(board_id)
+    foreign = foreign_event(board_id, task_id)
     await produce(bootstrap, topic, [encode(foreign), encode(foreign)], key=b"same-partition")
 
     # Records after the hub's event on every partition: once they arrived, the
     # bridge has handled (and recognised) the hub's event too.
-    await flush_bridge(bootstrap, topic, board_id, peer)
+    await flush_bridge(bootstrap, topic, board_id, task_id, peer)
     seen = seen_event_ids(peer)
     assert seen.count(hub_event) == 1
     assert seen.count(str(foreign.event_id)) == 1

@@ -55,7 +55,7 @@ async def _rows(hub: Hub) -> list[asyncpg.Record]:
     try:
         return list(
             await conn.fetch(
-                "SELECT event_id, board_id, seq, published_at FROM task_events ORDER BY id"
+                "SELECT event_id, board_id, task_id, seq, published_at FROM task_events ORDER BY id"
             )
         )
     finally:
@@ -228,8 +228,9 @@ async def test_two_relays_publish_every_event_in_seq_order_per_board(
 
     # Once the bridge has handled every partition up to a sentinel, each client
     # has seen each event once: the hub's emit, never the bridge's copy.
+    board_task = next(str(r["task_id"]) for r in rows if str(r["board_id"]) == boards[0])
     for watcher in watchers:
-        await flush_bridge(bootstrap, topic, boards[0], watcher)
+        await flush_bridge(bootstrap, topic, boards[0], board_task, watcher)
     expected = {str(r["event_id"]) for r in rows}
     for peer in writers + watchers:
         seen = [i for i in seen_event_ids(peer) if i in expected]

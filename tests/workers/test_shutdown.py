@@ -220,7 +220,10 @@ async def test_bridge(start_hub: StartHub, worker_env: Callable[[], dict[str, st
     peer = await hub.peer(alice)
     try:
         assert (await peer.call("board:join", {"board_id": board_id}))["ok"]
-        events = [foreign_event(board_id) for _ in range(2000)]
+        created = await peer.call("task:create", {"board_id": board_id, "title": "Watched"})
+        task_id = created["data"]["task_id"]
+        peer.received.clear()
+        events = [foreign_event(board_id, task_id) for _ in range(2000)]
         await produce(
             hub.settings.kafka_bootstrap_servers,
             hub.settings.kafka_topic_prefix + "task_events",
@@ -234,6 +237,9 @@ async def test_bridge(start_hub: StartHub, worker_env: Callable[[], dict[str, st
         await asyncio.sleep(0.5)
         seen = seen_event_ids(peer)
         assert sorted(seen) == sorted(str(e.event_id) for e in events)  # each exactly once
+        # each kept once in the board's history, with a seq of its own
+        kept = "SELECT count(DISTINCT seq) FROM task_events WHERE source = 'planner-service'"
+        assert await _count(hub, kept) == len(events)
     finally:
         await peer.close()
 
