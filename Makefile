@@ -28,7 +28,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 types: $(STAMP)
-	$(BIN)/mypy hub handlers storage protocol workers
+	$(BIN)/mypy hub handlers storage protocol workers bots
 
 clean:
 	rm -rf $(VENV) *.egg-info

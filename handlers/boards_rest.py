@@ -14,7 +14,7 @@ from handlers.socket_hub import HUB_NAMESPACE
 from protocol import correlation
 from protocol.audit import AuditType, EntityType
 from protocol.errors import Forbidden, InvalidPayload, NotFound
-from protocol.models import BoardRole
+from protocol.models import BoardRole, UserRole
 from protocol.payloads import BoardCreate, MemberAdd, TaskQuery
 from storage import audit, boards, tasks, users
 from storage.db import Connection, transaction
@@ -72,6 +72,8 @@ async def add_member(request: web.Request) -> web.Response:
         user = await users.get_by_email(conn, payload.email)
         if user is None or not user.is_active:
             raise NotFound("no active account has this email")
+        if user.role == UserRole.BOT and payload.role == BoardRole.OWNER:
+            raise InvalidPayload("a bot cannot own a board; use editor or viewer")
         member = await boards.add_member(conn, board_id, user.id, payload.role)
         await audit.record(
             conn,

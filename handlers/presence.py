@@ -11,9 +11,9 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from protocol.events import ServerEvent, room_board
+from protocol.events import ServerEvent, room_board, room_channel
 from protocol.models import PublicUser, to_wire
-from storage import users
+from storage import channels, users
 from storage.presence import ConnectionGone, Departure
 
 if TYPE_CHECKING:
@@ -97,7 +97,9 @@ async def register_again(ns: HubNamespace) -> None:
     connections and their board joins back, announcing those that were reported gone."""
     for sid in sorted(ns.local_sids):
         caller = await ns.caller(sid)
-        await ns.deps.presence.add_connection(sid, caller.user_id, ns.deps.node_id)
+        await ns.deps.presence.add_connection(
+            sid, caller.user_id, ns.deps.node_id, token_id=caller.token_id
+        )
         for room in ns.rooms(sid):
             if not room.startswith("board:"):
                 continue
@@ -110,10 +112,15 @@ async def register_again(ns: HubNamespace) -> None:
 
 
 async def evict_from_board(ns: HubNamespace, user_id: uuid.UUID, board_id: uuid.UUID) -> None:
-    """A removed member stops hearing the board at once, on every node."""
+    """A removed member stops hearing the board, and its chat channels, at once, on
+    every node."""
     room = room_board(board_id)
+    async with ns.deps.pool.acquire() as conn:
+        chat_rooms = [room_channel(c) for c in await channels.ids_on_board(conn, board_id)]
     for sid in await ns.deps.presence.connections_of(user_id):
         await ns.leave_room(sid, room)
+        for chat_room in chat_rooms:
+            await ns.leave_room(sid, chat_room)
         if await ns.deps.presence.leave_board(sid, user_id, board_id):
             async with ns.deps.pool.acquire() as conn:
                 (user,) = await users.public(conn, [user_id]) or [PublicUser(id=user_id, name="")]

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers import idempotency, notifications, presence, reminders, task_service
+from handlers import chat, idempotency, notifications, presence, reminders, task_service, triage
 from handlers.socket_hub import Caller, EventHandler, HubNamespace, Route
 from protocol import correlation
+from protocol.bots import Scope
 from protocol.catalog import CLIENT_EVENTS
 from protocol.errors import Forbidden, NotFound, Unauthorized
-from protocol.events import ClientEvent, room_board
+from protocol.events import ClientEvent, room_board, room_channel
 from protocol.models import TaskEvent, to_wire
 from protocol.payloads import (
     BoardJoin,
     BoardLeave,
+    BoardMembers,
     PresenceList,
     TaskCreate,
     TaskDelete,
     TaskMove,
     TaskUpdate,
 )
-from storage import boards, task_events, tasks
+from storage import boards, channels, task_events, tasks
 from storage import notifications as stored_notifications
 from storage.db import Connection, transaction
 from storage.presence import ConnectionGone
@@ -32,11 +34,19 @@ async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> di
     worst (the client drops seqs it has), never not at all."""
     async with ns.deps.pool.acquire() as conn:
         await task_service.require_role(conn, payload.board_id, caller.user_id, write=False)
+        # the board's channel comes with the board, for those who may read chat
+        channel_id = None
+        if caller.allows(Scope.CHAT_READ):
+            channel_id = (await channels.board_channel(conn, payload.board_id)).id
     await ns.enter_room(caller.sid, room_board(payload.board_id))
+    if channel_id is not None:
+        await ns.enter_room(caller.sid, room_channel(channel_id))
     try:
         first = await ns.deps.presence.join_board(caller.sid, caller.user_id, payload.board_id)
     except ConnectionGone:
         await ns.leave_room(caller.sid, room_board(payload.board_id))
+        if channel_id is not None:
+            await ns.leave_room(caller.sid, room_channel(channel_id))
         raise Unauthorized("the connection closed while joining") from None
     if first:
         # the joiner learns the presence from its ack
@@ -48,6 +58,8 @@ async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> di
         await presence.evict_from_board(ns, caller.user_id, payload.board_id)
         raise Forbidden("you are not a member of this board")
     reply["presence"] = to_wire(await presence.users_on_board(ns, payload.board_id))
+    if channel_id is not None:
+        reply["channel_id"] = str(channel_id)
     return reply
 
 
@@ -76,7 +88,15 @@ async def _board_snapshot(
 
 
 async def board_leave(ns: HubNamespace, caller: Caller, payload: BoardLeave) -> dict[str, Any]:
+    """Leave the board's room and its channel's (which `board:join` entered)."""
     await ns.leave_room(caller.sid, room_board(payload.board_id))
+    async with ns.deps.pool.acquire() as conn:
+        try:
+            channel = await channels.board_channel(conn, payload.board_id)
+        except NotFound:
+            channel = None
+    if channel is not None:
+        await ns.leave_room(caller.sid, room_channel(channel.id))
     if await ns.deps.presence.leave_board(caller.sid, caller.user_id, payload.board_id):
         await presence.announce(ns, payload.board_id, caller.user_id, caller.name, "left")
     return {"board_id": str(payload.board_id)}
@@ -87,6 +107,13 @@ async def presence_list(ns: HubNamespace, caller: Caller, payload: PresenceList)
         await task_service.require_role(conn, payload.board_id, caller.user_id, write=False)
     users = await presence.users_on_board(ns, payload.board_id)
     return {"board_id": str(payload.board_id), "users": to_wire(users)}
+
+
+async def board_members(ns: HubNamespace, caller: Caller, payload: BoardMembers) -> dict[str, Any]:
+    async with ns.deps.pool.acquire() as conn:
+        await task_service.require_role(conn, payload.board_id, caller.user_id, write=False)
+        found = await boards.members(conn, payload.board_id)
+    return {"board_id": str(payload.board_id), "members": to_wire(found)}
 
 
 async def _board_of(ns: HubNamespace, payload: Any) -> Any:
@@ -122,7 +149,7 @@ async def _write(
         )
         return to_wire(written.event), written
 
-    async with ns.board_lock(board_id):
+    async with ns.in_order(board_id):
         ack, written = await idempotency.apply_once(
             ns.deps.pool, caller.user_id, payload.op_id, event, payload, write
         )
@@ -176,6 +203,7 @@ _HANDLERS: dict[ClientEvent, EventHandler] = {
     ClientEvent.BOARD_JOIN: board_join,
     ClientEvent.BOARD_LEAVE: board_leave,
     ClientEvent.PRESENCE_LIST: presence_list,
+    ClientEvent.BOARD_MEMBERS: board_members,
     ClientEvent.TASK_CREATE: task_create,
     ClientEvent.TASK_UPDATE: task_update,
     ClientEvent.TASK_MOVE: task_move,
@@ -185,10 +213,21 @@ _HANDLERS: dict[ClientEvent, EventHandler] = {
     ClientEvent.REMINDERS_CREATE: reminders.reminders_create,
     ClientEvent.REMINDERS_LIST: reminders.reminders_list,
     ClientEvent.REMINDERS_DISMISS: reminders.reminders_dismiss,
+    ClientEvent.CHAT_CHANNELS: chat.chat_channels,
+    ClientEvent.CHAT_CREATE: chat.chat_create,
+    ClientEvent.CHAT_JOIN: chat.chat_join,
+    ClientEvent.CHAT_LEAVE: chat.chat_leave,
+    ClientEvent.CHAT_SEND: chat.chat_send,
+    ClientEvent.CHAT_EDIT: chat.chat_edit,
+    ClientEvent.CHAT_DELETE: chat.chat_delete,
+    ClientEvent.CHAT_HISTORY: chat.chat_history,
+    ClientEvent.CHAT_TYPING: chat.chat_typing,
+    ClientEvent.CHAT_READ: chat.chat_read,
+    ClientEvent.TRIAGE_CREATE: triage.triage_create,
 }
 assert _HANDLERS.keys() == CLIENT_EVENTS.keys(), "every cataloged event needs a handler"
 
 ROUTES: dict[str, Route] = {
-    event.value: Route(CLIENT_EVENTS[event].payload, handler)
+    event.value: Route(CLIENT_EVENTS[event].payload, handler, CLIENT_EVENTS[event].scope)
     for event, handler in _HANDLERS.items()
 }

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +20,22 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from handlers import accounts, presence
+from handlers import accounts, bot_auth, presence
 from handlers.deps import Deps
 from protocol import correlation, envelope
-from protocol.errors import HubError, Internal, InvalidPayload, PayloadTooLarge, Unauthorized
+from protocol.bots import is_api_token
+from protocol.errors import (
+    Forbidden,
+    HubError,
+    Internal,
+    InvalidPayload,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from protocol.events import RESERVED_EVENTS, room_board, room_user, server_event_for
 from protocol.models import TaskEvent, to_wire
 from protocol.payloads import Payload, encoded_size, parse
+from protocol.serializers import Serializer
 from storage import emits
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,12 @@ class Caller:
     name: str
     ip: str | None = None
     user_agent: str | None = None
+    # A bot's API token: its scopes and id. None for a person (JWT), who has every scope.
+    scopes: frozenset[str] | None = None
+    token_id: uuid.UUID | None = None
+
+    def allows(self, scope: str | None) -> bool:
+        return scope is None or self.scopes is None or scope in self.scopes
 
 
 EventHandler = Callable[["HubNamespace", Caller, Any], Awaitable[Any]]
@@ -64,16 +79,27 @@ def refusal(error: HubError) -> socketio.exceptions.ConnectionRefusedError:
 class Route:
     payload: type[Payload]
     handler: EventHandler
+    scope: str | None = None  # what a bot token needs to send the event
+
+
+# One lock per board or channel; the namespaces of one node share them (see in_order).
+OrderLocks = weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock]
 
 
 class HubNamespace(socketio.AsyncNamespace):
-    def __init__(self, deps: Deps, routes: dict[str, Route], namespace: str = "/") -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        routes: dict[str, Route],
+        namespace: str = "/",
+        order_locks: OrderLocks | None = None,
+    ) -> None:
         super().__init__(namespace)
         self.deps = deps
         self.routes = routes
         self.local_sids: set[str] = set()
-        self._board_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
+        self._order_locks: OrderLocks = (
+            order_locks if order_locks is not None else weakref.WeakValueDictionary()
         )
 
     # -- lifecycle -----------------------------------------------------------
@@ -82,8 +108,14 @@ class HubNamespace(socketio.AsyncNamespace):
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
             raise refusal(Unauthorized("connect with auth={'token': <access token>}"))
+        scopes: frozenset[str] | None = None
+        token_id: uuid.UUID | None = None
         try:
-            user = await accounts.authenticate(self.deps, token)
+            if is_api_token(token):
+                bot = await bot_auth.authenticate(self.deps, token)
+                user, scopes, token_id = bot.user, bot.scopes, bot.token_id
+            else:
+                user = await accounts.authenticate(self.deps, token)
         except HubError as exc:
             raise refusal(exc) from None
         caller = Caller(
@@ -92,13 +124,26 @@ class HubNamespace(socketio.AsyncNamespace):
             name=user.name,
             ip=environ.get("REMOTE_ADDR"),
             user_agent=(environ.get("HTTP_USER_AGENT") or "")[:500] or None,
+            scopes=scopes,
+            token_id=token_id,
         )
         await self.save_session(sid, {"caller": caller})
         await self.enter_room(sid, room_user(user.id))
-        await self.deps.presence.add_connection(sid, user.id, self.deps.node_id)
+        await self.deps.presence.add_connection(sid, user.id, self.deps.node_id, token_id)
+        if token_id is not None and not await bot_auth.still_live(self.deps, token_id):
+            # revoked while we connected: the revocation's sweep may have missed us
+            await self.deps.presence.remove_connection(sid, self.deps.node_id)
+            raise refusal(Unauthorized("api token was revoked", {"reason": "token_revoked"}))
         self.local_sids.add(sid)
         self.deps.metrics.connections(+1)
-        log.info("socket connected", extra={"sid": sid, "user_id": str(user.id)})
+        log.info(
+            "socket connected",
+            extra={
+                "sid": sid,
+                "user_id": str(user.id),
+                "token_id": str(token_id) if token_id else None,
+            },
+        )
 
     async def on_disconnect(self, sid: str, reason: str) -> None:
         if sid not in self.local_sids:
@@ -158,6 +203,10 @@ class HubNamespace(socketio.AsyncNamespace):
                 {"limit": self.deps.limits.max_payload_bytes},
             )
         caller = await self.caller(sid)
+        if not caller.allows(route.scope):
+            raise Forbidden(
+                f"this token lacks the {route.scope} scope", {"scope": str(route.scope)}
+            )
         payload = parse(route.payload, data[0])
         if payload.request_id is not None:
             correlation.correlation_id.set(payload.request_id)
@@ -172,7 +221,9 @@ class HubNamespace(socketio.AsyncNamespace):
 
     # -- helpers for event handlers ------------------------------------------
 
-    async def emit_to(self, event: str, data: Any, room: str, skip_sid: str | None = None) -> None:
+    async def emit_to(
+        self, event: str, data: Any, room: str | list[str], skip_sid: str | None = None
+    ) -> None:
         """Emit after the fact; never fails the action that caused it.
 
         What is emitted here was already committed: if Redis refuses the publish,
@@ -186,32 +237,66 @@ class HubNamespace(socketio.AsyncNamespace):
             log.exception("emit failed after commit", extra={"event": event, "room": room})
 
     async def emit_task_event(self, event: TaskEvent) -> None:
-        """Emit a committed task event to its board, once (the bridge skips it then).
+        """Emit a committed task event to its board, once (the bridge skips it then)."""
+        await self.emit_claimed(
+            event.event_id, server_event_for(event.type), to_wire(event), room_board(event.board_id)
+        )
+
+    async def emit_claimed(
+        self, event_id: uuid.UUID, event: str, data: Any, room: str | list[str]
+    ) -> None:
+        """Emit a committed event once across the hub and the bridge.
 
         If the emit fails, the claim is given back and the bridge delivers the
         event from Kafka instead; the write itself succeeded either way.
         """
-        name = server_event_for(event.type)
-        data = to_wire(event)
 
         async def emit() -> None:
-            self.deps.metrics.event_out(name)
-            await self.emit(name, data, room=room_board(event.board_id))
+            self.deps.metrics.event_out(event)
+            await self.emit(event, data, room=room)
 
         try:
-            await emits.emit_once(self.deps.redis, self.deps.keys, event.event_id, emit)
+            await emits.emit_once(self.deps.redis, self.deps.keys, event_id, emit)
         except Exception:
             log.exception("emit failed after commit; the bridge will deliver it")
 
     @asynccontextmanager
-    async def board_lock(self, board_id: uuid.UUID) -> AsyncIterator[None]:
-        """Hold while writing and emitting, so this node emits a board's events in seq order."""
-        lock = self._board_locks.get(board_id)
+    async def in_order(self, key: uuid.UUID) -> AsyncIterator[None]:
+        """Hold while writing and emitting, so this node emits the events of one board
+        (or one channel) in seq order."""
+        lock = self._order_locks.get(key)
         if lock is None:
             lock = asyncio.Lock()
-            self._board_locks[board_id] = lock
+            self._order_locks[key] = lock
         async with lock:
             yield
 
 
+@dataclass(frozen=True)
+class HubNamespaces:
+    """This node's namespaces, one per Socket.IO server (JSON and msgpack).
+
+    The servers share one Redis channel, so an emit, a room change or a
+    disconnect made through any one namespace reaches the clients of every
+    server on every node (python-socketio publishes what is not local to it).
+    What stays per server is which sids it holds: their sessions and rooms.
+    """
+
+    by_serializer: dict[Serializer, HubNamespace]
+
+    @property
+    def primary(self) -> HubNamespace:
+        return self.by_serializer[Serializer.JSON]
+
+    def __iter__(self) -> Iterator[HubNamespace]:
+        return iter(self.by_serializer.values())
+
+    def local_sids(self) -> set[str]:
+        """Every connection this node holds, on any server."""
+        return set().union(*(ns.local_sids for ns in self))
+
+
+# The node's JSON namespace: enough for emits, room changes and disconnects of any
+# sid (they reach the msgpack server too); per-connection work uses HUB_NAMESPACES.
 HUB_NAMESPACE = web.AppKey("hub_namespace", HubNamespace)
+HUB_NAMESPACES = web.AppKey("hub_namespaces", HubNamespaces)

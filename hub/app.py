@@ -1,4 +1,12 @@
-"""The app factory: one aiohttp application holding the REST API and Socket.IO."""
+"""The app factory: one aiohttp application holding the REST API and Socket.IO.
+
+Socket.IO is served twice, by one server per serializer: JSON at `/socket.io/`
+(browsers) and msgpack at `/socket.io-msgpack/` (bots). Both servers' Redis
+managers listen on the same channel; python-socketio handles an emit locally
+and publishes it, and every other manager (another host_id: the sibling server
+on this node, and both servers of every other node) delivers it to its own
+clients, so rooms hold clients of both kinds and every emit reaches both.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +16,31 @@ import socketio
 from aiohttp import web
 from redis.asyncio import Redis
 
-from handlers import accounts, audit_rest, boards_rest, health
+from handlers import accounts, audit_rest, boards_rest, bots, health
 from handlers.deps import Deps, Limits
 from handlers.rest import DEPS, errors_middleware
 from handlers.socket_events import ROUTES
-from handlers.socket_hub import HUB_NAMESPACE, HubNamespace
+from handlers.socket_hub import (
+    HUB_NAMESPACE,
+    HUB_NAMESPACES,
+    HubNamespace,
+    HubNamespaces,
+    OrderLocks,
+)
 from hub import heartbeat, maintenance
 from hub.config import Settings
 from hub.metrics import HubMetrics
 from hub.tokens import JwtAccessTokens
 from hub.workers import embedded_workers
+from protocol.serializers import Serializer
 from storage.db import create_pool
 from storage.keys import RedisKeys
 from storage.presence import Presence
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", HubMetrics)
-SIO = web.AppKey("sio", socketio.AsyncServer)
+# One Socket.IO server per serializer, each attached at its own path.
+SOCKETIO_SERVERS = web.AppKey("socketio_servers", dict[Serializer, socketio.AsyncServer])
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -56,9 +72,19 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
         )
         app[DEPS] = deps
-        namespace = HubNamespace(deps, ROUTES)
-        app[HUB_NAMESPACE] = namespace
-        app[SIO].register_namespace(namespace)
+        # one set of board locks, so this node emits a board's events in seq order
+        # whichever server the writers are connected to
+        order_locks: OrderLocks = OrderLocks()
+        namespaces = HubNamespaces(
+            {
+                serializer: HubNamespace(deps, ROUTES, order_locks=order_locks)
+                for serializer in app[SOCKETIO_SERVERS]
+            }
+        )
+        for serializer, server in app[SOCKETIO_SERVERS].items():
+            server.register_namespace(namespaces.by_serializer[serializer])
+        app[HUB_NAMESPACES] = namespaces
+        app[HUB_NAMESPACE] = namespaces.primary
         yield
     finally:
         await redis.aclose()
@@ -67,7 +93,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     async with (
-        heartbeat.running(app[SETTINGS], app[HUB_NAMESPACE]),
+        heartbeat.running(app[SETTINGS], app[HUB_NAMESPACES]),
         maintenance.running(app[DEPS].pool),
     ):
         yield
@@ -83,12 +109,31 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
 async def _socketio_shutdown(app: web.Application) -> AsyncIterator[None]:
     yield
     # Closes client connections (they reconnect to another node) and the Redis listener.
-    await app[SIO].shutdown()
+    for server in app[SOCKETIO_SERVERS].values():
+        await server.shutdown()
 
 
 async def metrics_view(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     return web.Response(body=metrics.render(), headers={"Content-Type": metrics.content_type})
+
+
+def _socketio_server(settings: Settings, serializer: Serializer) -> socketio.AsyncServer:
+    """A Socket.IO server with its own Redis manager on the shared channel."""
+    # Each manager has its own host_id: it skips only its own publications, so the
+    # sibling server on this node receives them like any other node's.
+    manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.socketio_channel)
+    return socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=manager,
+        serializer=serializer.python_socketio,
+        cors_allowed_origins=list(settings.cors_origins) or None,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        # Over-limit events are answered with payload_too_large by the dispatcher;
+        # only frames far past the limit close the connection at the transport.
+        max_http_buffer_size=settings.max_payload_bytes * 16,
+    )
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -97,20 +142,17 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = HubMetrics()
-    manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.socketio_channel)
-    sio = socketio.AsyncServer(
-        async_mode="aiohttp",
-        client_manager=manager,
-        cors_allowed_origins=list(settings.cors_origins) or None,
-        ping_interval=settings.ping_interval,
-        ping_timeout=settings.ping_timeout,
-        # Over-limit events are answered with payload_too_large by the dispatcher;
-        # only frames far past the limit close the connection at the transport.
-        max_http_buffer_size=settings.max_payload_bytes * 16,
+    servers = {serializer: _socketio_server(settings, serializer) for serializer in Serializer}
+    for serializer, server in servers.items():
+        server.attach(app, socketio_path=serializer.socketio_path)
+    app[SOCKETIO_SERVERS] = servers
+    app.add_routes(
+        accounts.routes()
+        + boards_rest.routes()
+        + bots.routes()
+        + audit_rest.routes()
+        + health.routes()
     )
-    sio.attach(app)
-    app[SIO] = sio
-    app.add_routes(accounts.routes() + boards_rest.routes() + audit_rest.routes() + health.routes())
     app.router.add_get("/metrics", metrics_view)
     app.cleanup_ctx.extend([_resources, _background, _workers, _socketio_shutdown])
     return app

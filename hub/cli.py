@@ -1,4 +1,4 @@
-"""The `taskhub` command: serve, dev, migrate, seed-demo."""
+"""The `taskhub` command: serve, dev, migrate, seed-demo, worker, docs, bot."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,9 +16,10 @@ from aiohttp import web
 from hub import logs
 from hub.app import create_app
 from hub.config import WORKER_NAMES, ConfigError, Settings
-from hub.demo import DEMO_USERS, seed_demo
+from hub.demo import DEMO_USERS, demo_bot_token, seed_demo
 from hub.workers import run_worker_process
 from protocol.docs import render as render_protocol
+from protocol.errors import HubError
 from storage.db import create_pool
 from storage.migrate import migrate
 from storage.topics import ensure_topics
@@ -36,6 +39,37 @@ def _settings(env: dict[str, str] | None = None) -> Settings:
         raise SystemExit(2) from None
 
 
+async def _demo_bot_secret(settings: Settings, token_file: Path) -> str | None:
+    """The demo bot's token, kept in `token_file` (0600) across runs of `make run`."""
+    if await asyncio.to_thread(token_file.exists):
+        return (await asyncio.to_thread(token_file.read_text, "utf-8")).strip()
+    pool = await create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        secret = await demo_bot_token(pool)
+    finally:
+        await pool.close()
+    if secret is not None:
+        await asyncio.to_thread(_write_secret, token_file, secret)
+        _say(f"demo bot token written to {token_file}")
+    return secret
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(secret + "\n")
+
+
+def _start_demo_bot(settings: Settings, secret: str) -> subprocess.Popen[bytes]:
+    """The triage bot beside the dev hub, as its own process (it is a client)."""
+    url = f"http://{settings.host}:{settings.port}"
+    env = {**os.environ, "TASKHUB_BOT_TOKEN": secret, "LOG_FORMAT": settings.log_format}
+    command = [sys.executable, "-m", "hub.cli", "bot", "triage", "--url", url]
+    _say("starting the triage bot (try /help in the board's chat)")
+    return subprocess.Popen(command, env=env)
+
+
 async def _prepare(settings: Settings, *, seed: bool) -> None:
     """Migrations, topics and (in dev) the demo, before the server takes traffic."""
     applied = await migrate(settings.database_url, progress=_say)
@@ -51,18 +85,30 @@ async def _prepare(settings: Settings, *, seed: bool) -> None:
         _say("demo data created" if made else "demo data already present")
 
 
-def serve(settings: Settings, *, seed: bool = False) -> None:
+def serve(settings: Settings, *, seed: bool = False, demo_bot: Path | None = None) -> None:
+    """Run the web process; with `demo_bot` (dev), the triage bot runs beside it,
+    its token kept in that file."""
     logs.configure(settings.log_level, settings.log_format)
     log.info("starting", extra={"settings": settings.public_summary()})
     asyncio.run(_prepare(settings, seed=seed))
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=10,
-    )
+    secret = asyncio.run(_demo_bot_secret(settings, demo_bot)) if demo_bot else None
+    bot = _start_demo_bot(settings, secret) if secret else None
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=10,
+        )
+    finally:
+        if bot is not None:
+            bot.terminate()
+            try:
+                bot.wait(10)
+            except subprocess.TimeoutExpired:
+                bot.kill()
 
 
 def dev() -> None:
@@ -82,10 +128,34 @@ def dev() -> None:
         settings = _settings(env)
         _say("demo accounts: " + ", ".join(f"{e} / {p}" for e, _, p in DEMO_USERS))
         _say(f"serving on http://{settings.host}:{settings.port} (Ctrl-C stops everything)")
-        serve(settings, seed=True)
+        serve(settings, seed=True, demo_bot=data_dir / "triage-bot.token")
     finally:
         _say("stopping the embedded servers")
         stack.stop()
+
+
+async def _run_bot(url: str, token: str, public_url: str) -> None:
+    from bots import triage
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    _say(f"triage bot connecting to {url}")
+    await triage.run(url, token, public_url, stop)
+
+
+def bot(args: argparse.Namespace) -> None:
+    """A client of the hub, not part of it: it takes its own three settings."""
+    logs.configure(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "text"))
+    if not args.token:
+        _say("configuration error: set TASKHUB_BOT_TOKEN (or --token) to a bot's API token")
+        raise SystemExit(2)
+    try:
+        asyncio.run(_run_bot(args.url, args.token, args.public_url or args.url))
+    except HubError as exc:
+        _say(f"the hub ended the bot: {exc.message}")
+        raise SystemExit(1) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,6 +167,15 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("seed-demo", help="create the demo users, board and tasks if missing")
     worker = sub.add_parser("worker", help="run one worker process until SIGTERM")
     worker.add_argument("name", choices=WORKER_NAMES)
+    bot_cmd = sub.add_parser("bot", help="run an example bot against a hub")
+    bot_cmd.add_argument("name", choices=["triage"])
+    bot_cmd.add_argument("--url", default=os.environ.get("TASKHUB_URL", "http://127.0.0.1:8080"))
+    bot_cmd.add_argument("--token", default=os.environ.get("TASKHUB_BOT_TOKEN"))
+    bot_cmd.add_argument(
+        "--public-url",
+        default=os.environ.get("TASKHUB_PUBLIC_URL"),
+        help="where people open the board (links in replies); the hub URL by default",
+    )
     docs = sub.add_parser("docs", help="write docs/PROTOCOL.md from the protocol structs")
     docs.add_argument("--output", default="docs/PROTOCOL.md")
     args = parser.parse_args(argv)
@@ -115,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "docs":
         Path(args.output).write_text(render_protocol(), encoding="utf-8")
         _say(f"wrote {args.output}")
+    elif args.command == "bot":
+        bot(args)
     elif args.command == "seed-demo":
         settings = _settings()
         asyncio.run(_prepare(settings, seed=True))

@@ -1,15 +1,20 @@
-"""Demo data for `make run`: two people, one board, a dozen tasks."""
+"""Demo data for `make run`: two people, one board, a dozen tasks, a few chat
+messages, and the triage bot with a token of its own."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from handlers import passwords, task_service
-from protocol.models import BoardRole, TaskPriority, TaskStatus
+from handlers.chat import mention_handles
+from protocol.bots import MAX_TOKEN_DAYS, Scope, new_secret
+from protocol.events import ChatEventType
+from protocol.models import BoardRole, TaskPriority, TaskStatus, User
 from protocol.payloads import TaskCreate
-from storage import boards, users
-from storage.db import Pool, transaction
+from storage import api_tokens, boards, channels, chat_messages, users
+from storage.db import Connection, Pool, transaction
 from storage.task_events import Origin
 
 DEMO_USERS = (
@@ -31,6 +36,14 @@ _TASKS = (
     ("Benchmark the fan-out", TaskStatus.TODO, TaskPriority.MEDIUM, ["performance"]),
     ("Old landing page copy", TaskStatus.CANCELLED, TaskPriority.LOW, ["marketing"]),
 )
+
+_CHAT = (
+    (0, "Welcome to the Launch plan channel. The triage bot is here: try /help"),
+    (1, "I'm on the drag and drop review today, @alice"),
+    (0, "Thanks! /task Fix login and /triage <title> work from here too"),
+)
+
+DEMO_BOT = "Triage Bot"
 
 Progress = Callable[[str], None]
 
@@ -62,4 +75,49 @@ async def seed_demo(pool: Pool, bcrypt_rounds: int, progress: Progress) -> bool:
                 due_date=now + timedelta(days=index - 3),
             )
             await task_service.create(conn, alice.id, payload, Origin("seed-demo"))
+        await _seed_chat(conn, board.id, people)
     return True
+
+
+async def _seed_chat(conn: Connection, board_id: uuid.UUID, people: list[User]) -> None:
+    """A few messages in the board's channel, published like any other."""
+    channel = await channels.board_channel(conn, board_id)
+    for sender, body in _CHAT:
+        author = people[sender]
+        mentioned = await channels.matching_members(conn, channel.id, mention_handles(body))
+        message = await chat_messages.insert(
+            conn,
+            channel_id=channel.id,
+            seq=await channels.next_seq(conn, channel.id),
+            sender_id=author.id,
+            body=body,
+            mentions=[m for m in mentioned if m != author.id],
+            correlation_id="seed-demo",
+        )
+        await chat_messages.publish(conn, ChatEventType.MESSAGE, message, "seed-demo")
+
+
+async def demo_bot_token(pool: Pool) -> str | None:
+    """A new token for the triage bot on the demo boards (the bot is made once);
+    None when there is no demo. The caller keeps the secret: the hub only has its hash."""
+    secret = new_secret()
+    async with transaction(pool) as conn:
+        alice = await users.get_by_email(conn, DEMO_USERS[0][0])
+        if alice is None:
+            return None
+        bot = await users.bot_named(conn, DEMO_BOT, alice.id)
+        if bot is None:
+            bot = await users.create_bot(conn, DEMO_BOT, alice.id)
+            for board in await boards.list_for_user(conn, alice.id):
+                if board.owner_id == alice.id:
+                    await boards.add_member(conn, board.id, bot.id, BoardRole.EDITOR)
+        await api_tokens.create(
+            conn,
+            bot.id,
+            secret,
+            name="demo",
+            scopes=list(Scope),
+            days=MAX_TOKEN_DAYS,
+            created_by=alice.id,
+        )
+    return secret

@@ -33,7 +33,7 @@ class RedisRoomEmitter:
     def __init__(self, redis_url: str, channel: str) -> None:
         self._manager = socketio.AsyncRedisManager(redis_url, channel=channel, write_only=True)
 
-    async def emit(self, event: str, data: Any, room: str) -> None:
+    async def emit(self, event: str, data: Any, room: str | list[str]) -> None:
         await self._manager.emit(event, data, namespace="/", room=room)
 
     async def close(self) -> None:

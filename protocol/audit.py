@@ -25,6 +25,10 @@ class AuditType(StrEnum):
     USER_REGISTERED = "user.registered"
     USER_LOGIN = "user.login"
     USER_LOGOUT = "user.logout"
+    # bot accounts are users, so their records share the `user.` retention
+    BOT_CREATED = "user.bot_created"
+    API_TOKEN_CREATED = "user.api_token_created"
+    API_TOKEN_REVOKED = "user.api_token_revoked"
     BOARD_MEMBER_ADDED = "board.member_added"
     BOARD_MEMBER_REMOVED = "board.member_removed"
 

@@ -8,10 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.bots import Scope
 from protocol.events import ClientEvent, ServerEvent
 from protocol.payloads import (
+    CHANNELS_LIMIT,
+    TYPING_EVERY_MS,
     BoardJoin,
     BoardLeave,
+    BoardMembers,
+    ChatChannels,
+    ChatCreate,
+    ChatDelete,
+    ChatEdit,
+    ChatHistory,
+    ChatJoin,
+    ChatLeave,
+    ChatRead,
+    ChatSend,
+    ChatTyping,
     NotificationsList,
     NotificationsRead,
     Payload,
@@ -23,11 +37,24 @@ from protocol.payloads import (
     TaskDelete,
     TaskMove,
     TaskUpdate,
+    TriageCreate,
 )
 
 _REMINDER = (
     "the reminder: `id`, `task_id`, `user_id`, `remind_at`, `method`, `status` (`scheduled`, "
     "`sent`, `failed`, `dismissed`), `attempts`, `last_error`, `sent_at`, `created_at`"
+)
+
+_CHANNEL = (
+    "`id`, `kind` (`channel` or `dm`), `name` (null for a DM), `board_id`, "
+    "`is_board_channel`, `last_seq`, `created_at`, `members` (`{id, name}`; empty for a "
+    "board's channel, whose members are the board's), `last_read_seq`, `unread`"
+)
+
+_MESSAGE = (
+    "`id`, `channel_id`, `seq` (per channel, from 1, no gaps), `sender_id`, `sender_name`, "
+    "`body`, `message_type` (`text`, `system`, `file`), `client_msg_id`, `mentions` (user "
+    "ids), `source`, `edited_at`, `deleted_at`, `created_at`"
 )
 
 _TASK_EVENT_ACK = (
@@ -44,6 +71,19 @@ class ClientEventSpec:
     summary: str
     ack: str
     errors: tuple[str, ...]
+    # The scope a bot token needs to send this event (checked by the dispatcher
+    # before the handler runs); None: any connection may. People have every scope.
+    scope: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scope is not None:
+            Scope(self.scope)  # a typo fails at import, not as an event no bot can send
+
+    def error_codes(self) -> tuple[str, ...]:
+        """The codes of the ack, with `forbidden` for a token that lacks the scope."""
+        if self.scope is None or "forbidden" in self.errors:
+            return self.errors
+        return ("forbidden", *self.errors)
 
 
 @dataclass(frozen=True)
@@ -65,15 +105,18 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "`board`, `seq` (the board's current seq), `mode` (`snapshot` or `events`), "
             "`tasks` (snapshot: live tasks) or `events` (events after `since_seq`, in seq "
             "order), `presence` (users on the board now), `unread_notifications` (the "
-            "caller's unread notification count)",
+            "caller's unread notification count), `channel_id` (the board's chat channel, "
+            "whose room is joined too; absent for a bot token without `chat:read`)",
             ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.TASKS_READ,
         ),
         ClientEventSpec(
             ClientEvent.BOARD_LEAVE,
             BoardLeave,
-            "Leave a board's room.",
+            "Leave a board's room, and its channel's room that `board:join` entered.",
             "`board_id`",
             ("invalid_payload",),
+            scope=Scope.TASKS_READ,
         ),
         ClientEventSpec(
             ClientEvent.PRESENCE_LIST,
@@ -81,6 +124,15 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "Who is on the board right now (any member may ask).",
             "`board_id`, `users` (`[{id, name}]`)",
             ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.TASKS_READ,
+        ),
+        ClientEventSpec(
+            ClientEvent.BOARD_MEMBERS,
+            BoardMembers,
+            "Who belongs to the board (any member may ask): for assignee pickers and bots.",
+            "`board_id`, `members` (`[{user_id, email, name, role}]`, oldest first)",
+            ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.TASKS_READ,
         ),
         ClientEventSpec(
             ClientEvent.TASK_CREATE,
@@ -89,6 +141,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "of its column.",
             _TASK_EVENT_ACK,
             ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.TASKS_WRITE,
         ),
         ClientEventSpec(
             ClientEvent.TASK_UPDATE,
@@ -99,6 +152,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "`details.conflicting_fields`.",
             _TASK_EVENT_ACK,
             ("forbidden", "not_found", "invalid_payload", "version_conflict"),
+            scope=Scope.TASKS_WRITE,
         ),
         ClientEventSpec(
             ClientEvent.TASK_MOVE,
@@ -107,6 +161,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "the same merge rules as `task:update`.",
             _TASK_EVENT_ACK,
             ("forbidden", "not_found", "invalid_payload", "version_conflict"),
+            scope=Scope.TASKS_WRITE,
         ),
         ClientEventSpec(
             ClientEvent.TASK_DELETE,
@@ -115,6 +170,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "if the task changed since.",
             _TASK_EVENT_ACK,
             ("forbidden", "not_found", "invalid_payload", "version_conflict"),
+            scope=Scope.TASKS_WRITE,
         ),
         ClientEventSpec(
             ClientEvent.NOTIFICATIONS_LIST,
@@ -146,6 +202,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "It fires once, at its time.",
             _REMINDER,
             ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.TASKS_WRITE,
         ),
         ClientEventSpec(
             ClientEvent.REMINDERS_LIST,
@@ -153,6 +210,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "Your reminders on a task, soonest first (other members' stay private).",
             f"`task_id`, `reminders` (each as in `reminders:create`: {_REMINDER})",
             ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.TASKS_READ,
         ),
         ClientEventSpec(
             ClientEvent.REMINDERS_DISMISS,
@@ -162,6 +220,113 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "another user's reminder is `not_found`.",
             _REMINDER,
             ("not_found", "invalid_payload"),
+            scope=Scope.TASKS_WRITE,
+        ),
+        ClientEventSpec(
+            ClientEvent.CHAT_CHANNELS,
+            ChatChannels,
+            f"Your channels: each board's channel (`is_board_channel`; its members are the "
+            f"board's), channels you were added to, and your DMs; at most {CHANNELS_LIMIT}.",
+            f"`channels`: each {_CHANNEL}",
+            ("invalid_payload",),
+            scope=Scope.CHAT_READ,
+        ),
+        ClientEventSpec(
+            ClientEvent.CHAT_CREATE,
+            ChatCreate,
+            "Open a channel with `member_ids` (and you). With `board_id` (a board you are on) "
+            "it belongs to that board and its members must be on the board; without, they "
+            "must share a board with you. Every member's connections get `chat:channel`.",
+            f"`channel`: {_CHANNEL}",
+            ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.CHAT_WRITE,
+        ),
+        ClientEventSpec(
+            ClientEvent.CHAT_JOIN,
+            ChatJoin,
+            "Enter a channel's room to hear its messages live (a DM reaches your `user:{id}` "
+            "room without a join; `board:join` also joins the board's channel).",
+            f"`channel` ({_CHANNEL}), `messages` (the newest `limit`, newest first: {_MESSAGE})",
+            ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.CHAT_READ,
+        ),
+        ClientEventSpec(
+            ClientEvent.CHAT_LEAVE,
+            ChatLeave,
+            "Leave a channel's room.",
+            "`channel_id`",
+            ("invalid_payload",),
+            scope=Scope.CHAT_READ,
+        ),
+        ClientEventSpec(
+            ClientEvent.CHAT_SEND,
+            ChatSend,
+            "Send to a channel you are a member of, or to a person (`to_user_id`, someone "
+            "you share a board with; your one DM with them is made on first use). A resend "
+            "with the same `client_msg_id` stores nothing and acks the stored message "
+            "(`duplicate: true`). `@name` (a member's name without spaces, or the part of "
+            "their email before the @) sends them a `mention` notification.",
+            f"`message` ({_MESSAGE}), `duplicate`",
+            ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.CHAT_WRITE,
+        ),
+        ClientEventSpec(
+            ClientEvent.CHAT_EDIT,
+            ChatEdit,
+            "Change the text of your own message; the room gets `chat:edited`.",
+            f"`message`: {_MESSAGE}",
+            ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.CHAT_WRITE,
+        ),
+        ClientEventSpec(
+            ClientEvent.CHAT_DELETE,
+            ChatDelete,
+            "Delete your own message, or as a board's owner any message of its channels "
+            "that you are in. "
+            "The text is gone; the message keeps its seq with `deleted_at` set. The room "
+            "gets `chat:deleted`.",
+            f"`message`: {_MESSAGE}",
+            ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.CHAT_WRITE,
+        ),
+        ClientEventSpec(
+            ClientEvent.CHAT_HISTORY,
+            ChatHistory,
+            "A page of a channel's messages, newest first, at most 100; deleted ones keep "
+            "their place with an empty body.",
+            f"`messages` ({_MESSAGE}), `next` (the `before` of the next page; null at the "
+            f"first message)",
+            ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.CHAT_READ,
+        ),
+        ClientEventSpec(
+            ClientEvent.CHAT_TYPING,
+            ChatTyping,
+            f"Say you are typing (or stopped). Not stored; the others hear `typing: true` at "
+            f"most every {TYPING_EVERY_MS} ms per person and channel, `false` always.",
+            "`sent` (false when throttled)",
+            ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.CHAT_WRITE,
+        ),
+        ClientEventSpec(
+            ClientEvent.CHAT_READ,
+            ChatRead,
+            "You have read a channel up to `seq`; the marker never moves back. Every "
+            "connection of yours gets `chat:unread`.",
+            "`channel_id`, `last_read_seq`, `unread` (later messages of others, not deleted)",
+            ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.CHAT_READ,
+        ),
+        ClientEventSpec(
+            ClientEvent.TRIAGE_CREATE,
+            TriageCreate,
+            "Report a problem on a board for triage (editors and owners; seed 004's "
+            "triage items). It waits as `pending` until someone reviews it.",
+            "`item`: `id`, `board_id`, `reporter_id`, `title`, `description`, `status`, "
+            "`assigned_to`, `priority`, `category`, `resolution`, `resolved_at`, "
+            "`created_at`, `updated_at`",
+            ("forbidden", "not_found", "invalid_payload"),
+            scope=Scope.TASKS_WRITE,
         ),
     )
 }
@@ -198,5 +363,33 @@ SERVER_EVENTS: tuple[ServerEventSpec, ...] = (
         ServerEvent.NOTIFICATIONS_UNREAD,
         "user:{id}",
         "`{unread}`: the user's unread count changed on one of their connections.",
+    ),
+    ServerEventSpec(
+        ServerEvent.CHAT_MESSAGE,
+        "channel:{id} (a DM: user:{id} of both)",
+        f"A new message: {_MESSAGE}. Also messages other services put on Kafka.",
+    ),
+    ServerEventSpec(
+        ServerEvent.CHAT_EDITED, "channel:{id} (a DM: user:{id} of both)", "A message's new text."
+    ),
+    ServerEventSpec(
+        ServerEvent.CHAT_DELETED,
+        "channel:{id} (a DM: user:{id} of both)",
+        "A message was deleted: the message with an empty body and `deleted_at`.",
+    ),
+    ServerEventSpec(
+        ServerEvent.CHAT_TYPING,
+        "channel:{id} (a DM: user:{id} of both)",
+        "`{channel_id, user_id, name, typing}`; not to the connection that sent it.",
+    ),
+    ServerEventSpec(
+        ServerEvent.CHAT_CHANNEL,
+        "user:{id}",
+        f"You were made a member of a new channel: {_CHANNEL}.",
+    ),
+    ServerEventSpec(
+        ServerEvent.CHAT_UNREAD,
+        "user:{id}",
+        "`{channel_id, last_read_seq, unread}`: your read marker moved on one of your connections.",
     ),
 )

@@ -14,9 +14,22 @@ HEADER = """# Taskhub socket protocol
 Generated from `protocol/` by `taskhub docs`; do not edit by hand.
 
 Socket.IO v5 over Engine.IO v4 at `/socket.io/`, websocket or HTTP long-polling.
-Connect with `auth={"token": "<access token>"}` (from `POST /api/auth/login`).
+The same protocol in msgpack (python-socketio `serializer="msgpack"`, JavaScript
+`socket.io-msgpack-parser`) is served at `/socket.io-msgpack/`; rooms hold
+clients of both kinds and every server event reaches both. Payloads are the
+same on both: ids, dates and times travel as strings (msgpack timestamps,
+extension types and binary values are `invalid_payload`).
+Connect with `auth={"token": "<access token>"}` (from `POST /api/auth/login`),
+or, for a bot, with its API token (`thb_...`, from `POST /api/bots/{id}/tokens`).
 A refused connection gets a `connect_error` whose data is
-`{"code": "unauthorized", "message": ...}`.
+`{"code": "unauthorized", "message": ..., "details": {"reason": ...}}`; a bot
+token's reason is `invalid_token`, `token_revoked`, `token_expired` or
+`account_inactive`. A revoked token's open connections are closed by the server.
+
+A bot token carries scopes (`chat:read`, `chat:write`, `tasks:read`,
+`tasks:write`). Each event below names the scope it needs; a bot token without
+it gets `forbidden` (`details.scope` names it) and nothing happens. People's
+access tokens have every scope; board roles apply to bots and people alike.
 
 Every client event takes exactly one payload object and should ask for an ack.
 Any payload may carry `request_id` (1-64 characters of letters, digits and
@@ -57,7 +70,9 @@ def render() -> str:
         parts.append(f"### `{spec.event.value}`\n")
         parts.append(spec.summary + "\n")
         parts.append(f"Ack data: {spec.ack}.\n")
-        parts.append("Error codes: " + ", ".join(f"`{c}`" for c in spec.errors) + ".\n")
+        scope = f"`{spec.scope}`" if spec.scope else "none (any connection)"
+        parts.append(f"Bot token scope: {scope}.\n")
+        parts.append("Error codes: " + ", ".join(f"`{c}`" for c in spec.error_codes()) + ".\n")
         parts.append("Payload (JSON Schema):\n")
         parts.append("```json\n" + _schema(spec.payload) + "\n```\n")
     parts.append("## Server events\n")

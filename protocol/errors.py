@@ -6,8 +6,13 @@ body or a worker log line, so no layer invents its own error shape.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, ClassVar
+
+import msgspec
+
+from protocol.models import Task
 
 
 class ErrorCode(StrEnum):
@@ -75,9 +80,22 @@ class Conflict(HubError):
 
 
 class VersionConflict(HubError):
+    """`details` holds the current `task` and the `conflicting_fields`: rebase on them."""
+
     code = ErrorCode.VERSION_CONFLICT
     http_status = 409
     default_message = "the task changed since base_version"
+
+    @property
+    def task(self) -> Task | None:
+        """The task as it is now, or None if the details do not carry it."""
+        raw = self.details.get("task") if isinstance(self.details, dict) else None
+        return msgspec.convert(raw, Task) if raw is not None else None
+
+    @property
+    def conflicting_fields(self) -> list[str]:
+        fields = self.details.get("conflicting_fields") if isinstance(self.details, dict) else None
+        return [str(name) for name in fields] if isinstance(fields, list) else []
 
 
 class RateLimited(HubError):
@@ -119,3 +137,15 @@ ERRORS_BY_CODE: dict[ErrorCode, type[HubError]] = {
         Internal,
     )
 }
+
+
+def from_dict(body: Mapping[str, Any]) -> HubError:
+    """The exception an error body stands for: an ack's `error`, a REST error, a refused
+    connect's reason. A code this version does not know becomes `Internal`."""
+    code = body.get("code")
+    message = str(body.get("message") or "") or None
+    try:
+        kind = ERRORS_BY_CODE[ErrorCode(str(code))]
+    except (ValueError, KeyError):
+        return Internal(f"{code}: {message}", body.get("details"))
+    return kind(message, body.get("details"))

@@ -2,6 +2,8 @@
 
 from enum import StrEnum
 
+from protocol.models import Channel, ChannelKind
+
 
 class ClientEvent(StrEnum):
     BOARD_JOIN = "board:join"
@@ -11,11 +13,23 @@ class ClientEvent(StrEnum):
     TASK_MOVE = "task:move"
     TASK_DELETE = "task:delete"
     PRESENCE_LIST = "presence:list"
+    BOARD_MEMBERS = "board:members"
     NOTIFICATIONS_LIST = "notifications:list"
     NOTIFICATIONS_READ = "notifications:read"
     REMINDERS_CREATE = "reminders:create"
     REMINDERS_LIST = "reminders:list"
     REMINDERS_DISMISS = "reminders:dismiss"
+    CHAT_CHANNELS = "chat:channels"
+    CHAT_CREATE = "chat:create"
+    CHAT_JOIN = "chat:join"
+    CHAT_LEAVE = "chat:leave"
+    CHAT_SEND = "chat:send"
+    CHAT_EDIT = "chat:edit"
+    CHAT_DELETE = "chat:delete"
+    CHAT_HISTORY = "chat:history"
+    CHAT_TYPING = "chat:typing"
+    CHAT_READ = "chat:read"
+    TRIAGE_CREATE = "triage:create"
 
 
 class ServerEvent(StrEnum):
@@ -26,6 +40,11 @@ class ServerEvent(StrEnum):
     NOTIFICATION = "notification"
     NOTIFICATIONS_UNREAD = "notifications:unread"
     CHAT_MESSAGE = "chat:message"
+    CHAT_EDITED = "chat:edited"
+    CHAT_DELETED = "chat:deleted"
+    CHAT_TYPING = "chat:typing"
+    CHAT_CHANNEL = "chat:channel"
+    CHAT_UNREAD = "chat:unread"
 
 
 # Names python-socketio and Engine.IO reserve; a client may never trigger them.
@@ -52,6 +71,29 @@ def room_user(user_id: object) -> str:
 
 def room_channel(channel_id: object) -> str:
     return f"channel:{channel_id}"
+
+
+def chat_rooms(channel: Channel) -> list[str]:
+    """Where a channel's events go: its room, or for a DM the rooms of its two users,
+    so every tab of both hears it without joining."""
+    if channel.kind == ChannelKind.DM:
+        return [room_user(member.id) for member in channel.members]
+    return [room_channel(channel.id)]
+
+
+class ChatEventType(StrEnum):
+    """Types of the records on topic `chat_messages`."""
+
+    MESSAGE = "chat.message"
+    EDITED = "chat.edited"
+    DELETED = "chat.deleted"
+
+
+CHAT_SERVER_EVENTS = {
+    ChatEventType.MESSAGE: ServerEvent.CHAT_MESSAGE,
+    ChatEventType.EDITED: ServerEvent.CHAT_EDITED,
+    ChatEventType.DELETED: ServerEvent.CHAT_DELETED,
+}
 
 
 def server_event_for(event_type: str) -> ServerEvent:

@@ -186,6 +186,87 @@ class Reminder(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
+class ChannelKind(StrEnum):
+    CHANNEL = "channel"
+    DM = "dm"
+
+
+class MessageType(StrEnum):
+    TEXT = "text"
+    SYSTEM = "system"
+    FILE = "file"
+
+
+class Channel(msgspec.Struct, kw_only=True):
+    """A chat channel as one member sees it.
+
+    `members` lists a DM's two users and a channel's explicit members; a board's
+    channel (`is_board_channel`) has the board's members, so it lists none.
+    `unread` counts later messages of others than the viewer, not deleted.
+    """
+
+    id: uuid.UUID
+    kind: ChannelKind
+    name: str | None
+    board_id: uuid.UUID | None
+    is_board_channel: bool
+    last_seq: int
+    created_at: datetime
+    members: list[PublicUser] = msgspec.field(default_factory=list)
+    last_read_seq: int = 0
+    unread: int = 0
+
+
+class ChatMessage(msgspec.Struct, kw_only=True):
+    """One message; a deleted one keeps its place (seq) with an empty body."""
+
+    id: uuid.UUID
+    channel_id: uuid.UUID
+    seq: int
+    sender_id: uuid.UUID | None
+    sender_name: str | None
+    body: str
+    message_type: MessageType
+    client_msg_id: uuid.UUID | None
+    mentions: list[uuid.UUID]
+    source: str
+    edited_at: datetime | None
+    deleted_at: datetime | None
+    created_at: datetime
+
+
+class TriageStatus(StrEnum):
+    PENDING = "pending"
+    IN_REVIEW = "in_review"
+    RESOLVED = "resolved"
+    REJECTED = "rejected"
+
+
+class TriagePriority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class TriageItem(msgspec.Struct, kw_only=True):
+    """A reported problem waiting to become a task (or not), seed 004."""
+
+    id: uuid.UUID
+    board_id: uuid.UUID | None
+    reporter_id: uuid.UUID
+    title: str
+    description: str
+    status: TriageStatus
+    assigned_to: uuid.UUID | None
+    priority: TriagePriority
+    category: str
+    resolution: str | None
+    resolved_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
 def to_wire(value: Any) -> Any:
     """Plain JSON/msgpack-ready builtins (UUIDs and datetimes as strings)."""
     return msgspec.to_builtins(value)

@@ -15,7 +15,14 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from protocol.errors import InvalidPayload
-from protocol.models import BoardRole, ReminderMethod, TaskPriority, TaskStatus, TeamRole
+from protocol.models import (
+    BoardRole,
+    ReminderMethod,
+    TaskPriority,
+    TaskStatus,
+    TeamRole,
+    TriagePriority,
+)
 
 Title = Annotated[str, Meta(min_length=1, max_length=255)]
 Description = Annotated[str, Meta(max_length=20_000)]
@@ -85,6 +92,10 @@ class BoardLeave(Payload):
 
 
 class PresenceList(Payload):
+    board_id: uuid.UUID
+
+
+class BoardMembers(Payload):
     board_id: uuid.UUID
 
 
@@ -224,6 +235,112 @@ class ReminderDismiss(Payload):
     op_id: uuid.UUID | None = None
 
 
+# -- chat --------------------------------------------------------------------
+
+# what `chat:channels` returns at most
+CHANNELS_LIMIT = 500
+# a client sends `typing` on keystrokes; the room hears it at most this often per person
+TYPING_EVERY_MS = 2000
+
+ChannelName = Annotated[str, Meta(min_length=1, max_length=80)]
+MessageBody = Annotated[str, Meta(min_length=1, max_length=10_000)]
+PageSize = Annotated[int, Meta(ge=1, le=100)]
+
+
+def _check_body(body: str) -> None:
+    if not body.strip():
+        raise InvalidPayload("body must not be blank", details={"field": "body"})
+
+
+class ChatChannels(Payload):
+    """The caller's channels and DMs, with unread counts."""
+
+
+class ChatCreate(Payload):
+    """A new channel; with `board_id`, a channel of that board (members must be on it)."""
+
+    name: ChannelName
+    board_id: uuid.UUID | None = None
+    member_ids: Annotated[list[uuid.UUID], Meta(max_length=200)] = msgspec.field(
+        default_factory=list
+    )
+
+    def validate(self) -> None:
+        if not self.name.strip():
+            raise InvalidPayload("name must not be blank", details={"field": "name"})
+
+
+class ChatJoin(Payload):
+    """Enter a channel's room; the reply holds the newest `limit` messages."""
+
+    channel_id: uuid.UUID
+    limit: PageSize = 50
+
+
+class ChatLeave(Payload):
+    channel_id: uuid.UUID
+
+
+class ChatSend(Payload):
+    """To a channel (`channel_id`), or to one person (`to_user_id`: their DM, made on
+    first use). `client_msg_id` makes a resend store and show the message once."""
+
+    body: MessageBody
+    channel_id: uuid.UUID | None = None
+    to_user_id: uuid.UUID | None = None
+    client_msg_id: uuid.UUID | None = None
+
+    def validate(self) -> None:
+        if (self.channel_id is None) == (self.to_user_id is None):
+            raise InvalidPayload(
+                "give exactly one of channel_id or to_user_id", details={"field": "channel_id"}
+            )
+        _check_body(self.body)
+
+
+class ChatEdit(Payload):
+    message_id: uuid.UUID
+    body: MessageBody
+
+    def validate(self) -> None:
+        _check_body(self.body)
+
+
+class ChatDelete(Payload):
+    message_id: uuid.UUID
+
+
+class ChatHistory(Payload):
+    """Newest first; `before` is the lowest seq of the previous page."""
+
+    channel_id: uuid.UUID
+    before: Annotated[int, Meta(ge=1, le=2**62)] | None = None
+    limit: PageSize = 50
+
+
+class ChatTyping(Payload):
+    channel_id: uuid.UUID
+    typing: bool = True
+
+
+class ChatRead(Payload):
+    """Everything up to `seq` is read (the marker never moves back)."""
+
+    channel_id: uuid.UUID
+    seq: Seq
+
+
+# -- triage ------------------------------------------------------------------
+
+
+class TriageCreate(Payload):
+    board_id: uuid.UUID
+    title: Annotated[str, Meta(min_length=1, max_length=200)]
+    description: Description = ""
+    priority: TriagePriority = TriagePriority.MEDIUM
+    category: Annotated[str, Meta(min_length=1, max_length=50)] = "issue"
+
+
 # -- REST bodies -------------------------------------------------------------
 
 
@@ -326,6 +443,10 @@ def encoded_size(raw: Any) -> int:
         return len(msgspec.json.encode(raw))
     except UnicodeEncodeError:
         raise InvalidPayload("text must be valid Unicode (no lone surrogates)") from None
+    except TypeError:
+        # msgpack clients can send what JSON has no form for (extension types,
+        # timestamps); no payload field takes those
+        raise InvalidPayload("payload holds a value of no JSON type") from None
 
 
 def parse(kind: type[P], raw: Any, *, from_strings: bool = False) -> P:

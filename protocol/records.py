@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from protocol.models import Task
+from protocol.models import MessageType, Task
 
 Text = Annotated[str, Meta(max_length=200)]
 
@@ -45,6 +45,26 @@ class TaskEventRecord(Envelope, kw_only=True):
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
 
 
+class ChatMessageBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """The message a `chat_messages` record carries (the hub adds every field of
+    protocol.models.ChatMessage; another service needs only these)."""
+
+    id: uuid.UUID
+    channel_id: uuid.UUID
+    body: Annotated[str, Meta(max_length=10_000)]  # empty once deleted
+    sender_id: uuid.UUID | None = None
+    message_type: MessageType = MessageType.TEXT
+    # members the message names (`@name`), whom the notifier tells
+    mentions: Annotated[list[uuid.UUID], Meta(max_length=100)] = msgspec.field(default_factory=list)
+
+
+class ChatRecord(Envelope, kw_only=True):
+    """A record of topic `chat_messages`: type `chat.message`, `chat.edited` or
+    `chat.deleted`, key = channel_id, the message under `payload`."""
+
+    payload: ChatMessageBody
+
+
 class OutboxRecord(Envelope, kw_only=True):
     """A record of the general outbox topics (reminders, audit_events, ...)."""
 
@@ -61,6 +81,10 @@ def encode(record: msgspec.Struct) -> bytes:
 def decode_task_event(value: bytes) -> TaskEventRecord:
     """Raise msgspec.ValidationError / DecodeError for a malformed record."""
     return msgspec.json.decode(value, type=TaskEventRecord)
+
+
+def decode_chat(value: bytes) -> ChatRecord:
+    return msgspec.json.decode(value, type=ChatRecord)
 
 
 def decode_outbox(value: bytes) -> OutboxRecord:

@@ -129,3 +129,15 @@ async def next_seq(conn: Connection, board_id: uuid.UUID) -> int:
     if seq is None:
         raise NotFound("board not found")
     return int(seq)
+
+
+async def share_a_board(conn: Connection, a: uuid.UUID, b: uuid.UUID) -> bool:
+    """Whether two users are members of some board together (who may message whom)."""
+    found = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM board_members x JOIN board_members y
+                          ON y.board_id = x.board_id AND y.user_id = $2
+                          WHERE x.user_id = $1)""",
+        a,
+        b,
+    )
+    return bool(found)

@@ -56,3 +56,7 @@ class RedisKeys:
     def emitted(self, event_id: object) -> str:
         """Set (NX, with a TTL) by whoever emits an event to its room first."""
         return f"{self.prefix}emitted:{event_id}"
+
+    def typing(self, channel_id: object, user_id: object) -> str:
+        """Set (NX, with a short TTL) when someone's typing was last broadcast."""
+        return f"{self.prefix}chat:typing:{channel_id}:{user_id}"

@@ -111,13 +111,18 @@ class Presence:
         # none) knows its node was presumed dead in between
         self._incarnation = secrets.token_hex(8)
 
-    async def add_connection(self, sid: str, user_id: uuid.UUID, node_id: str) -> None:
+    async def add_connection(
+        self, sid: str, user_id: uuid.UUID, node_id: str, token_id: uuid.UUID | None = None
+    ) -> None:
+        """Register a connection; `token_id` names the bot token it came with, if any."""
         k = self._keys
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(
                 k.connection(sid),
                 mapping={"user_id": str(user_id), "node_id": node_id, "connected_at": time.time()},
             )
+            if token_id is not None:
+                pipe.hset(k.connection(sid), "token_id", str(token_id))
             pipe.expire(k.connection(sid), self._ttl)
             pipe.sadd(k.user_connections(user_id), sid)
             pipe.hset(k.node_connections(node_id), sid, str(user_id))
@@ -154,6 +159,18 @@ class Presence:
     async def connections_of(self, user_id: uuid.UUID) -> list[str]:
         members = await self._redis.smembers(self._keys.user_connections(user_id))
         return sorted(_text(m) for m in members)
+
+    async def connections_of_token(self, user_id: uuid.UUID, token_id: uuid.UUID) -> list[str]:
+        """The user's live connections, on any node, that came with this API token."""
+        sids = await self.connections_of(user_id)
+        if not sids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.hget(self._keys.connection(sid), "token_id")
+            found = await pipe.execute()
+        wanted = str(token_id)
+        return [sid for sid, value in zip(sids, found, strict=True) if value == wanted]
 
     async def remove_connection(self, sid: str, node_id: str) -> list[Departure]:
         """Drop a connection and its board joins; what it leaves behind for presence events."""

@@ -6,6 +6,7 @@ import uuid
 
 import asyncpg
 
+from protocol.bots import Bot
 from protocol.errors import Conflict
 from protocol.models import PublicUser, User
 from storage.db import Connection
@@ -29,6 +30,46 @@ async def create(conn: Connection, email: str, name: str, password_hash: str) ->
     except asyncpg.UniqueViolationError:
         raise Conflict("an account with this email already exists") from None
     return _user(row)
+
+
+_BOT_COLUMNS = "id, email::text AS email, name, role, is_active, created_by, created_at"
+
+
+async def create_bot(conn: Connection, name: str, created_by: uuid.UUID) -> Bot:
+    """A bot account: no password (it cannot log in), an address nobody can own.
+
+    The address is made from the bot's id under `.invalid` (RFC 2606), so it can
+    collide neither with a person's nor with another bot's.
+    """
+    bot_id = uuid.uuid4()
+    row = await conn.fetchrow(
+        f"""INSERT INTO users (id, email, name, role, created_by)
+            VALUES ($1, $2, $3, 'bot', $4)
+            RETURNING {_BOT_COLUMNS}""",
+        bot_id,
+        f"bot-{bot_id.hex}@bots.invalid",
+        name.strip(),
+        created_by,
+    )
+    return Bot(**dict(row))
+
+
+async def get_bot(conn: Connection, bot_id: uuid.UUID) -> Bot | None:
+    row = await conn.fetchrow(
+        f"SELECT {_BOT_COLUMNS} FROM users WHERE id = $1 AND role = 'bot'", bot_id
+    )
+    return Bot(**dict(row)) if row else None
+
+
+async def bot_named(conn: Connection, name: str, created_by: uuid.UUID) -> Bot | None:
+    """A bot someone made, by its name (the demo finds its own bot again)."""
+    row = await conn.fetchrow(
+        f"""SELECT {_BOT_COLUMNS} FROM users
+            WHERE role = 'bot' AND name = $1 AND created_by = $2 ORDER BY created_at LIMIT 1""",
+        name,
+        created_by,
+    )
+    return Bot(**dict(row)) if row else None
 
 
 async def get(conn: Connection, user_id: uuid.UUID) -> User | None:

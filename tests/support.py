@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from hub.config import Settings
+from protocol.serializers import Serializer
 
 
 @dataclass
@@ -73,8 +74,13 @@ class Hub:
     async def db(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.settings.database_url)
 
-    async def peer(self, account: Account, **kw: Any) -> Peer:
-        peer = Peer(self.url, account.access_token)
+    async def peer(self, account: Account, *, msgpack: bool = False, **kw: Any) -> Peer:
+        """A connected client; `msgpack=True` speaks msgpack on the msgpack path."""
+        peer = (
+            Peer.msgpack(self.url, account.access_token)
+            if msgpack
+            else Peer(self.url, account.access_token)
+        )
         await peer.connect(**kw)
         return peer
 
@@ -99,6 +105,16 @@ class Peer:
     )
     received: list[tuple[str, Any]] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    socketio_path: str = Serializer.JSON.socketio_path
+
+    @classmethod
+    def msgpack(cls, url: str, token: str) -> Peer:
+        return cls(
+            url,
+            token,
+            sio=socketio.AsyncClient(reconnection=False, serializer="msgpack"),
+            socketio_path=Serializer.MSGPACK.socketio_path,
+        )
 
     async def connect(self, transports: list[str] | None = None) -> None:
         @self.sio.on("*")
@@ -110,6 +126,7 @@ class Peer:
             self.url,
             auth={"token": self.token},
             transports=transports or ["websocket"],
+            socketio_path=self.socketio_path,
             wait_timeout=5,
         )
 

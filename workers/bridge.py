@@ -13,9 +13,13 @@ write-only Redis manager, so every hub node delivers to its own clients.
   (storage/task_events.append_relayed): it gets a seq, catch-up replays it,
   and its snapshot is the stored task, never the producer's copy. A record
   about a task we do not store is skipped: the board could not show it.
-- `chat_messages`: provisional until chat lands (issue 4): a record needs the
-  envelope and a `channel_id`, and is emitted as `chat:message` to
-  `channel:{channel_id}` with the record as its body.
+- `chat_messages`: emitted to the channel's room (a DM's: its two users'
+  rooms) as `chat:message`, `chat:edited` or `chat:deleted`, with the stored
+  message. A message the hub stored is found by its id. A new message
+  (`chat.message`) another service produced is stored once, by its id, as the
+  channel's next message: the channel must exist and a sender, if named, must
+  be a member; it is not put on Kafka again. Other services may only add
+  messages: an edit or delete record of a message we do not store is skipped.
 
 Every event is claimed before it is emitted (storage/emits.py), by the hub as
 much as by the bridge: an event the hub emitted after its commit, and any
@@ -31,17 +35,16 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Annotated
 
 import msgspec
 from aiokafka import ConsumerRecord
-from msgspec import Meta
 
-from protocol.events import ServerEvent, TaskEventType, room_channel
-from protocol.models import Task, TaskEvent, to_wire
-from protocol.records import Envelope, TaskEventRecord, decode_task_event
-from storage import boards, emits, task_events, tasks
-from storage.db import transaction
+from protocol.errors import NotFound
+from protocol.events import CHAT_SERVER_EVENTS, ChatEventType, TaskEventType, chat_rooms
+from protocol.models import ChatMessage, Task, TaskEvent, to_wire
+from protocol.records import ChatRecord, TaskEventRecord, decode_chat, decode_task_event
+from storage import boards, channels, chat_messages, emits, task_events, tasks
+from storage.db import Connection, transaction
 from workers import rooms
 from workers.deps import WorkerDeps
 from workers.kafka import consume, skip_malformed
@@ -52,16 +55,7 @@ NAME = "bridge"
 TOPICS = ("task_events", "chat_messages")
 
 _KNOWN_TYPES = frozenset(t.value for t in TaskEventType)
-
-
-class ChatMessageRecord(Envelope, kw_only=True):
-    """The minimal `chat_messages` record the bridge accepts (until issue 4)."""
-
-    channel_id: uuid.UUID
-    sender_id: uuid.UUID | None = None
-    message_id: uuid.UUID | None = None
-    body: Annotated[str, Meta(max_length=10_000)] | None = None
-    message_type: Annotated[str, Meta(max_length=20)] = "text"
+_CHAT_TYPES = frozenset(t.value for t in ChatEventType)
 
 
 class Rejected(ValueError):
@@ -71,6 +65,13 @@ class Rejected(ValueError):
 def validate_task_event(record: TaskEventRecord) -> None:
     if record.type not in _KNOWN_TYPES:
         raise Rejected(f"unknown task event type {record.type!r}")
+
+
+def validate_chat(record: ChatRecord) -> None:
+    if record.type not in _CHAT_TYPES:
+        raise Rejected(f"unknown chat record type {record.type!r}")
+    if not record.payload.body.strip() and record.type == ChatEventType.MESSAGE:
+        raise Rejected("a message needs text")
 
 
 def check_against_stored(record: TaskEventRecord, task: Task | None) -> Task:
@@ -100,7 +101,7 @@ class Bridge:
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Emit a batch in partition order; raise only for outages (the batch is retried)."""
         task_records: list[tuple[ConsumerRecord, TaskEventRecord]] = []
-        chats: list[tuple[ConsumerRecord, ChatMessageRecord]] = []
+        chats: list[tuple[ConsumerRecord, ChatRecord]] = []
         for rec in records:
             try:
                 if rec.topic == self.task_topic:
@@ -108,9 +109,9 @@ class Bridge:
                     validate_task_event(event)
                     task_records.append((rec, event))
                 elif rec.topic == self.chat_topic:
-                    chats.append(
-                        (rec, msgspec.json.decode(rec.value or b"", type=ChatMessageRecord))
-                    )
+                    chat = decode_chat(rec.value or b"")
+                    validate_chat(chat)
+                    chats.append((rec, chat))
             except (msgspec.DecodeError, msgspec.ValidationError, Rejected) as exc:
                 skip_malformed(rec, exc, NAME)
         known: dict[uuid.UUID, TaskEvent] = {}
@@ -127,13 +128,55 @@ class Bridge:
                 skip_malformed(rec, exc, NAME)
                 continue
             await rooms.emit_task_event(self.deps, stored)
-        for _, chat in chats:
-            await self._emit_once(
-                chat.event_id,
-                ServerEvent.CHAT_MESSAGE,
-                to_wire(chat),
-                room_channel(chat.channel_id),
-            )
+        for rec, chat in chats:
+            try:
+                message, targets = await self._chat_message(chat)
+            except Rejected as exc:
+                skip_malformed(rec, exc, NAME)
+                continue
+            name = CHAT_SERVER_EVENTS[ChatEventType(chat.type)]
+            await self._emit_once(chat.event_id, name, to_wire(message), targets)
+
+    async def _chat_message(self, record: ChatRecord) -> tuple[ChatMessage, list[str]]:
+        """The stored message of a record (stored now if it is another service's new
+        message) and the rooms its event goes to."""
+        body = record.payload
+        async with transaction(self.deps.pool) as conn:
+            try:
+                channel = await channels.get(conn, body.channel_id)
+            except NotFound:
+                raise Rejected("no such channel") from None
+            message = await chat_messages.get(conn, body.id)
+            if message is None:
+                if record.type != ChatEventType.MESSAGE:
+                    raise Rejected("an edit or delete of a message we do not store")
+                message = await self._keep_foreign_message(conn, record)
+            if message.channel_id != channel.id:
+                raise Rejected("the message is in another channel")
+        return message, chat_rooms(channel)
+
+    async def _keep_foreign_message(self, conn: Connection, record: ChatRecord) -> ChatMessage:
+        body = record.payload
+        await channels.lock(conn, body.channel_id)
+        earlier = await chat_messages.get(conn, body.id)  # kept by another member meanwhile
+        if earlier is not None:
+            return earlier
+        if body.sender_id is not None and not await channels.is_member(
+            conn, body.channel_id, body.sender_id
+        ):
+            raise Rejected("the sender is not a member of the channel")
+        seq = await channels.next_seq(conn, body.channel_id)
+        return await chat_messages.insert(
+            conn,
+            channel_id=body.channel_id,
+            seq=seq,
+            sender_id=body.sender_id,
+            body=body.body,
+            message_type=body.message_type,
+            source=record.source,
+            correlation_id=record.correlation_id,
+            message_id=body.id,
+        )
 
     async def _keep_foreign(self, record: TaskEventRecord) -> TaskEvent:
         """Store another service's event as the board's next entry, once per event_id."""
@@ -148,7 +191,9 @@ class Bridge:
             seq = await boards.next_seq(conn, task.board_id)
             return await task_events.append_relayed(conn, seq=seq, task=task, record=record)
 
-    async def _emit_once(self, event_id: uuid.UUID, event: str, data: object, room: str) -> None:
+    async def _emit_once(
+        self, event_id: uuid.UUID, event: str, data: object, room: str | list[str]
+    ) -> None:
         async def emit() -> None:
             await self.deps.emitter.emit(event, data, room)
 

@@ -17,7 +17,7 @@ from storage.keys import RedisKeys
 class RoomEmitter(Protocol):
     """Emits into Socket.IO rooms of every hub node (through the Redis manager)."""
 
-    async def emit(self, event: str, data: Any, room: str) -> None: ...
+    async def emit(self, event: str, data: Any, room: str | list[str]) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Who hears of what:
 - a new, non-null assignee (a `task.assigned` event, any event whose changes
   set `assignee_id`, or a task created already assigned): the assignee;
 - `task.status_changed` / `task.completed`: the task's creator and assignee;
-- `task.delayed`: the assignee and the board's owners.
+- `task.delayed`: the assignee and the board's owners;
+- a chat message (topic `chat_messages`) that mentions members: each of them.
 Never the actor (people know what they did themselves), and only users who are
 board members when the event is handled (someone removed since learns nothing
 more about the board).
@@ -28,7 +29,8 @@ from typing import Any
 import msgspec
 from aiokafka import ConsumerRecord
 
-from protocol.events import ServerEvent, TaskEventType, room_user
+from protocol.errors import NotFound
+from protocol.events import ChatEventType, ServerEvent, TaskEventType, room_user
 from protocol.models import (
     BoardRole,
     Notification,
@@ -37,8 +39,8 @@ from protocol.models import (
     Task,
     to_wire,
 )
-from protocol.records import TaskEventRecord, decode_task_event
-from storage import boards, notifications, tasks, users
+from protocol.records import ChatRecord, TaskEventRecord, decode_chat, decode_task_event
+from storage import boards, channels, notifications, tasks, users
 from storage.db import Connection, transaction
 from workers.deps import WorkerDeps
 from workers.kafka import consume, skip_malformed
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 NAME = "notifier"
 TOPIC = "task_events"
+CHAT_TOPIC = "chat_messages"
 # records from other producers may carry long text; a notification stays short
 TITLE_MAX = 300
 MESSAGE_MAX = 1000
@@ -60,7 +63,7 @@ async def run(deps: WorkerDeps, stop: asyncio.Event) -> None:
     async def handle(records: Sequence[ConsumerRecord]) -> None:
         await handle_records(deps, records)
 
-    await consume(deps, stop, name=NAME, topics=[TOPIC], handle=handle)
+    await consume(deps, stop, name=NAME, topics=[TOPIC, CHAT_TOPIC], handle=handle)
 
 
 async def handle_records(deps: WorkerDeps, records: Sequence[ConsumerRecord]) -> None:
@@ -69,15 +72,24 @@ async def handle_records(deps: WorkerDeps, records: Sequence[ConsumerRecord]) ->
     A database failure raises, so the consume loop retries the batch; what was
     already created is then skipped by the (event_id, user_id) key.
     """
+    chat_topic = deps.topic(CHAT_TOPIC)
     for record in records:
         try:
-            event = decode_task_event(record.value)
+            if record.topic == chat_topic:
+                chat = decode_chat(record.value)
+                event_id = chat.event_id
+            else:
+                event = decode_task_event(record.value)
+                event_id = event.event_id
         except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
             skip_malformed(record, exc, NAME)
             continue
-        await notify(deps, event)
+        if record.topic == chat_topic:
+            await notify_mentions(deps, chat)
+        else:
+            await notify(deps, event)
         # also pushes what an earlier delivery of this event stored but failed to push
-        await push_pending(deps, event_ids=[event.event_id])
+        await push_pending(deps, event_ids=[event_id])
 
 
 async def notify(deps: WorkerDeps, event: TaskEventRecord) -> list[Notification]:
@@ -103,6 +115,40 @@ async def notify(deps: WorkerDeps, event: TaskEventRecord) -> list[Notification]
             return []
         actor = await _actor_name(conn, event.actor_id)
         drafts = [_draft(event, task, user_id, kind, actor) for user_id, kind in wanted.items()]
+        return await notifications.create(conn, drafts)
+
+
+async def notify_mentions(deps: WorkerDeps, record: ChatRecord) -> list[Notification]:
+    """A `mention` for each member a new message names (not its sender)."""
+    message = record.payload
+    if record.type != ChatEventType.MESSAGE or not message.mentions:
+        return []
+    async with transaction(deps.pool) as conn:
+        try:
+            channel = await channels.get(conn, message.channel_id)
+        except NotFound:
+            return []
+        members = set(await channels.member_ids(conn, channel.id))
+        wanted = [
+            user_id
+            for user_id in dict.fromkeys(message.mentions)
+            if user_id in members and user_id != message.sender_id
+        ]
+        if not wanted:
+            return []
+        who = await _actor_name(conn, message.sender_id) or "Someone"
+        where = f"#{channel.name}" if channel.name else "a direct message"
+        drafts = [
+            notifications.Draft(
+                user_id=user_id,
+                type=NotificationType.MENTION,
+                title=f"{who} mentioned you in {where}"[:TITLE_MAX],
+                message=message.body[:MESSAGE_MAX],
+                board_id=channel.board_id,
+                event_id=record.event_id,
+            )
+            for user_id in wanted
+        ]
         return await notifications.create(conn, drafts)
 
 

@@ -2,8 +2,9 @@
 stays up, and nothing is written.
 
 Each case runs against its own hub with one board holding one task (version 1,
-board seq 1), and a websocket client that joined the board. The case's
-arguments are sent as they are: a tuple is the list of event arguments.
+board seq 1) and one message in the board's channel, and a websocket client
+that joined the board. The case's arguments are sent as they are: a tuple is
+the list of event arguments.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import msgspec
 import pytest
 import socketio
 
+from handlers.rest import DEPS
 from tests.support import Account, Hub, Peer
 
 LIMIT = 64 * 1024  # the default max_payload_bytes
+TOO_LARGE = "payload_too_large"
 CALL_TIMEOUT = 5
 
 
@@ -28,6 +31,9 @@ CALL_TIMEOUT = 5
 class Ctx:
     board_id: str
     task_id: str
+    user_id: str
+    channel_id: str
+    message_id: str
 
 
 Args = Callable[[Ctx], tuple[Any, ...]]
@@ -60,6 +66,17 @@ VALID: dict[str, Callable[[Ctx], dict[str, Any]]] = {
         "status": "in_progress",
     },
     "task:delete": lambda c: {"task_id": c.task_id, "base_version": 1},
+    "chat:channels": lambda c: {},
+    "chat:create": lambda c: {"name": "side", "board_id": c.board_id, "member_ids": []},
+    "chat:join": lambda c: {"channel_id": c.channel_id, "limit": 10},
+    "chat:leave": lambda c: {"channel_id": c.channel_id},
+    "chat:send": lambda c: {"channel_id": c.channel_id, "body": "hello"},
+    "chat:edit": lambda c: {"message_id": c.message_id, "body": "edited"},
+    "chat:delete": lambda c: {"message_id": c.message_id},
+    "chat:history": lambda c: {"channel_id": c.channel_id, "limit": 10},
+    "chat:typing": lambda c: {"channel_id": c.channel_id, "typing": True},
+    "chat:read": lambda c: {"channel_id": c.channel_id, "seq": 1},
+    "triage:create": lambda c: {"board_id": c.board_id, "title": "Broken"},
 }
 REQUIRED: dict[str, list[str]] = {
     "board:join": ["board_id"],
@@ -69,9 +86,21 @@ REQUIRED: dict[str, list[str]] = {
     "task:update": ["task_id", "base_version", "changes"],
     "task:move": ["task_id", "base_version", "position"],
     "task:delete": ["task_id"],
+    "chat:join": ["channel_id"],
+    "chat:leave": ["channel_id"],
+    # without a channel_id there must be a to_user_id: the ack names channel_id
+    "chat:send": ["body", "channel_id"],
+    "chat:edit": ["message_id", "body"],
+    "chat:delete": ["message_id"],
+    "chat:history": ["channel_id"],
+    "chat:typing": ["channel_id"],
+    "chat:read": ["channel_id", "seq"],
+    "triage:create": ["board_id", "title"],
 }
-ID_FIELD = {event: fields[0] for event, fields in REQUIRED.items()}
-EVENTS = list(VALID)
+# The id each generic case breaks; the first required field unless said here.
+ID_FIELD = {event: fields[0] for event, fields in REQUIRED.items()} | {"chat:send": "channel_id"}
+# chat:channels (no fields) and chat:create (no id field) have specific cases only.
+EVENTS = list(REQUIRED)
 
 
 def changed(event: str, **fields: Any) -> Args:
@@ -136,7 +165,7 @@ def generic_cases() -> list[Case]:
             Case(f"{event}-payload-null", event, fixed(None), mentions="object"),
             Case(f"{event}-payload-number", event, fixed(42), mentions="object"),
             Case(f"{event}-payload-bool", event, fixed(True), mentions="object"),
-            Case(f"{event}-empty-object", event, fixed({}), mentions=id_field),
+            Case(f"{event}-empty-object", event, fixed({}), mentions=REQUIRED[event][0]),
             Case(f"{event}-id-not-uuid", event, changed(event, **{id_field: "not-a-uuid"})),
             Case(f"{event}-id-empty", event, changed(event, **{id_field: ""})),
             Case(
@@ -304,6 +333,140 @@ SPECIFIC: list[Case] = [
     Case("delete-base-version-string", "task:delete", changed("task:delete", base_version="1")),
     Case("delete-base-version-zero", "task:delete", changed("task:delete", base_version=0)),
     Case("delete-op-id-bad", "task:delete", changed("task:delete", op_id="x"), mentions="op_id"),
+    # chat:channels
+    Case("channels-unknown-field", "chat:channels", fixed({"bogus": 1}), mentions="bogus"),
+    Case("channels-no-arguments", "chat:channels", fixed(), mentions="exactly one"),
+    Case("channels-payload-list", "chat:channels", fixed([]), mentions="object"),
+    Case("channels-payload-null", "chat:channels", fixed(None), mentions="object"),
+    Case("channels-payload-string", "chat:channels", fixed("all"), mentions="object"),
+    Case("channels-too-large", "chat:channels", sized("chat:channels", LIMIT + 1), code=TOO_LARGE),
+    # chat:create
+    Case("chat-create-unknown-field", "chat:create", changed("chat:create", topic="x"), "topic"),
+    Case("chat-create-no-name", "chat:create", without("chat:create", "name"), mentions="name"),
+    Case("chat-create-name-empty", "chat:create", changed("chat:create", name=""), "name"),
+    Case("chat-create-name-blank", "chat:create", changed("chat:create", name="   "), "name"),
+    Case("chat-create-name-81", "chat:create", changed("chat:create", name="n" * 81), "name"),
+    Case("chat-create-name-int", "chat:create", changed("chat:create", name=1), mentions="name"),
+    Case("chat-create-name-nul", "chat:create", changed("chat:create", name="a\x00"), "NUL"),
+    Case("chat-create-board-not-uuid", "chat:create", changed("chat:create", board_id="b")),
+    Case("chat-create-board-int", "chat:create", changed("chat:create", board_id=1)),
+    Case(
+        "chat-create-members-string",
+        "chat:create",
+        changed("chat:create", member_ids="everyone"),
+        mentions="member_ids",
+    ),
+    Case(
+        "chat-create-member-not-uuid",
+        "chat:create",
+        changed("chat:create", member_ids=["bob"]),
+        mentions="member_ids",
+    ),
+    Case(
+        "chat-create-members-201",
+        "chat:create",
+        changed("chat:create", member_ids=[str(uuid.uuid4()) for _ in range(201)]),
+        mentions="member_ids",
+    ),
+    Case(
+        "chat-create-member-not-on-board",
+        "chat:create",
+        changed("chat:create", member_ids=[str(uuid.uuid4())]),
+        mentions="member",
+    ),
+    # chat:send
+    Case("send-body-empty", "chat:send", changed("chat:send", body=""), mentions="body"),
+    Case("send-body-blank", "chat:send", changed("chat:send", body=" \n\t "), mentions="body"),
+    Case("send-body-10001", "chat:send", changed("chat:send", body="b" * 10_001), "body"),
+    Case("send-body-null", "chat:send", changed("chat:send", body=None), mentions="body"),
+    Case("send-body-int", "chat:send", changed("chat:send", body=42), mentions="body"),
+    Case("send-body-list", "chat:send", changed("chat:send", body=["hi"]), mentions="body"),
+    Case("send-body-object", "chat:send", changed("chat:send", body={"text": "hi"}), "body"),
+    Case("send-body-nul", "chat:send", changed("chat:send", body="hi\x00"), mentions="NUL"),
+    Case(
+        "send-body-lone-surrogate",
+        "chat:send",
+        changed("chat:send", body="a\udc00"),
+        mentions="surrogate",
+    ),
+    Case(
+        "send-channel-and-user",
+        "chat:send",
+        changed("chat:send", to_user_id=str(uuid.uuid4())),
+        mentions="channel_id",
+    ),
+    Case(
+        "send-to-user-not-uuid",
+        "chat:send",
+        lambda c: ({"to_user_id": "bob", "body": "hi"},),
+        mentions="to_user_id",
+    ),
+    Case(
+        "send-to-self",
+        "chat:send",
+        lambda c: ({"to_user_id": c.user_id, "body": "hi"},),
+        mentions="another user",
+    ),
+    Case(
+        "send-client-msg-id-not-uuid",
+        "chat:send",
+        changed("chat:send", client_msg_id="msg-1"),
+        mentions="client_msg_id",
+    ),
+    Case(
+        "send-client-msg-id-int",
+        "chat:send",
+        changed("chat:send", client_msg_id=1),
+        mentions="client_msg_id",
+    ),
+    Case("send-sets-seq", "chat:send", changed("chat:send", seq=1), mentions="seq"),
+    Case("send-sets-sender", "chat:send", changed("chat:send", sender_id=str(uuid.uuid4()))),
+    # chat:edit
+    Case("edit-body-empty", "chat:edit", changed("chat:edit", body=""), mentions="body"),
+    Case("edit-body-blank", "chat:edit", changed("chat:edit", body="   "), mentions="body"),
+    Case("edit-body-10001", "chat:edit", changed("chat:edit", body="b" * 10_001), "body"),
+    Case("edit-body-null", "chat:edit", changed("chat:edit", body=None), mentions="body"),
+    Case("edit-body-int", "chat:edit", changed("chat:edit", body=1), mentions="body"),
+    Case("edit-channel", "chat:edit", changed("chat:edit", channel_id=str(uuid.uuid4()))),
+    # chat:join and chat:history
+    Case("join-limit-0", "chat:join", changed("chat:join", limit=0), mentions="limit"),
+    Case("join-limit-101", "chat:join", changed("chat:join", limit=101), mentions="limit"),
+    Case("join-limit-string", "chat:join", changed("chat:join", limit="10"), "limit"),
+    Case("join-limit-bool", "chat:join", changed("chat:join", limit=True), mentions="limit"),
+    Case("history-limit-0", "chat:history", changed("chat:history", limit=0), "limit"),
+    Case("history-limit-101", "chat:history", changed("chat:history", limit=101), "limit"),
+    Case("history-limit-neg", "chat:history", changed("chat:history", limit=-1), "limit"),
+    Case("history-limit-float", "chat:history", changed("chat:history", limit=10.5), "limit"),
+    Case("history-limit-null", "chat:history", changed("chat:history", limit=None), "limit"),
+    Case("history-before-0", "chat:history", changed("chat:history", before=0), "before"),
+    Case("history-before-string", "chat:history", changed("chat:history", before="9")),
+    Case("history-before-bool", "chat:history", changed("chat:history", before=True)),
+    Case("history-before-huge", "chat:history", changed("chat:history", before=2**64)),
+    # chat:typing
+    Case("typing-string", "chat:typing", changed("chat:typing", typing="yes"), "typing"),
+    Case("typing-int", "chat:typing", changed("chat:typing", typing=1), mentions="typing"),
+    Case("typing-null", "chat:typing", changed("chat:typing", typing=None), "typing"),
+    # chat:read
+    Case("read-seq-negative", "chat:read", changed("chat:read", seq=-1), mentions="seq"),
+    Case("read-seq-bool", "chat:read", changed("chat:read", seq=True), mentions="seq"),
+    Case("read-seq-string", "chat:read", changed("chat:read", seq="1"), mentions="seq"),
+    Case("read-seq-float", "chat:read", changed("chat:read", seq=1.5), mentions="seq"),
+    Case("read-seq-huge", "chat:read", changed("chat:read", seq=2**63), mentions="seq"),
+    Case("read-seq-null", "chat:read", changed("chat:read", seq=None), mentions="seq"),
+    # triage:create
+    Case("triage-priority-bogus", "triage:create", changed("triage:create", priority="urgent")),
+    Case("triage-priority-int", "triage:create", changed("triage:create", priority=3)),
+    Case("triage-title-empty", "triage:create", changed("triage:create", title=""), "title"),
+    Case("triage-title-201", "triage:create", changed("triage:create", title="t" * 201)),
+    Case("triage-category-empty", "triage:create", changed("triage:create", category="")),
+    Case("triage-category-51", "triage:create", changed("triage:create", category="c" * 51)),
+    Case(
+        "triage-description-20001",
+        "triage:create",
+        changed("triage:create", description="d" * 20_001),
+        mentions="description",
+    ),
+    Case("triage-sets-status", "triage:create", changed("triage:create", status="resolved")),
     # event names
     Case("unknown-event", "task:nuke", changed("task:create"), mentions="unknown event"),
     Case("event-wrong-case", "TASK:CREATE", changed("task:create"), mentions="unknown event"),
@@ -335,7 +498,8 @@ class Scene:
 
 
 async def _scene(hub: Hub) -> Scene:
-    """A board with one task (version 1, seq 1) and its owner connected and joined."""
+    """A board with one task (version 1, seq 1) and one chat message, and its owner
+    connected and joined."""
     owner = await hub.register("Owner")
     board_id = await hub.create_board(owner)
     peer = await hub.peer(owner)
@@ -346,7 +510,18 @@ async def _scene(hub: Hub) -> Scene:
     task = created["data"]["task"]
     assert task["version"] == 1 and created["data"]["seq"] == 1
     await peer.wait_for("task:created")
-    return Scene(hub, owner, peer, Ctx(board_id=board_id, task_id=task["id"]))
+    channel_id = joined["data"]["channel_id"]
+    sent = await peer.call("chat:send", {"channel_id": channel_id, "body": "Existing"})
+    assert sent["ok"], sent
+    await peer.wait_for("chat:message")
+    ctx = Ctx(
+        board_id=board_id,
+        task_id=task["id"],
+        user_id=owner.id,
+        channel_id=channel_id,
+        message_id=sent["data"]["message"]["id"],
+    )
+    return Scene(hub, owner, peer, ctx)
 
 
 async def _snapshot(hub: Hub, ctx: Ctx) -> dict[str, Any]:
@@ -361,13 +536,24 @@ async def _snapshot(hub: Hub, ctx: Ctx) -> dict[str, Any]:
                 "SELECT last_seq FROM boards WHERE id = $1", uuid.UUID(ctx.board_id)
             ),
             "task": dict(task) if task else None,
+            "chat_channels": [
+                dict(r) for r in await conn.fetch("SELECT * FROM chat_channels ORDER BY id")
+            ],
+            "chat_messages": [
+                dict(r) for r in await conn.fetch("SELECT * FROM chat_messages ORDER BY id")
+            ],
+            "channel_members": await conn.fetchval("SELECT count(*) FROM channel_members"),
+            "channel_reads": await conn.fetchval("SELECT count(*) FROM channel_reads"),
+            "triage_items": await conn.fetchval("SELECT count(*) FROM triage_items"),
+            "outbox": await conn.fetchval("SELECT count(*) FROM outbox"),
         }
     finally:
         await conn.close()
 
 
 def _task_events(peer: Peer) -> list[tuple[str, Any]]:
-    return [(event, data) for event, data in peer.received if event.startswith("task:")]
+    """What the hub emitted about tasks and chat (presence is not a change)."""
+    return [(event, data) for event, data in peer.received if event.startswith(("task:", "chat:"))]
 
 
 async def _assert_still_up(scene: Scene) -> None:
@@ -383,6 +569,8 @@ async def _check(scene: Scene, case: Case) -> None:
     before = await _snapshot(scene.hub, scene.ctx)
     assert before["last_seq"] == 1 and before["task"]["version"] == 1
     seen = _task_events(scene.peer)
+    deps = scene.hub.app[DEPS]
+    typing_key = deps.keys.typing(uuid.UUID(scene.ctx.channel_id), uuid.UUID(scene.owner.id))
 
     ack = await scene.peer.call(case.event, case.args(scene.ctx), timeout=CALL_TIMEOUT)
 
@@ -396,6 +584,7 @@ async def _check(scene: Scene, case: Case) -> None:
     await _assert_still_up(scene)
     assert await _snapshot(scene.hub, scene.ctx) == before
     assert _task_events(scene.peer) == seen
+    assert not await deps.redis.exists(typing_key)  # nobody was said to be typing
 
 
 def _group(case: Case) -> str:
@@ -442,5 +631,34 @@ async def test_the_valid_payloads_of_the_table_are_accepted(hub: Hub) -> None:
         after = await _snapshot(hub, scene.ctx)
         assert after["tasks"] == 2 and after["task_events"] == 5 and after["last_seq"] == 5
         assert after["task"]["version"] == 4 and after["task"]["deleted_at"] is not None
+    finally:
+        await scene.peer.close()
+
+
+async def test_the_valid_chat_payloads_of_the_table_are_accepted(hub: Hub) -> None:
+    """The control for the chat and triage cases."""
+    scene = await _scene(hub)
+    try:
+        for event in [
+            "chat:channels",
+            "chat:join",
+            "chat:history",
+            "chat:typing",
+            "chat:read",
+            "chat:send",
+            "chat:edit",
+            "chat:create",
+            "triage:create",
+            "chat:delete",
+            "chat:leave",
+        ]:
+            ack = await scene.peer.call(event, VALID[event](scene.ctx))
+            assert ack["ok"], (event, ack)
+        after = await _snapshot(hub, scene.ctx)
+        assert len(after["chat_channels"]) == 2 and after["triage_items"] == 1
+        assert [(m["seq"], m["body"]) for m in after["chat_messages"] if m["seq"] == 1] == [
+            (1, "")  # edited, then deleted
+        ]
+        assert len(after["chat_messages"]) == 2 and after["channel_reads"] == 1
     finally:
         await scene.peer.close()

@@ -73,6 +73,35 @@ async def _wait_for_notifications(url: str, email: str, password: str) -> None:
         await sio.disconnect()
 
 
+async def _ask_the_bot(url: str, email: str, password: str) -> None:
+    """The triage bot runs beside the dev hub and answers in the demo board's channel."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url + "/api/auth/login", json={"email": email, "password": password}) as resp,
+    ):
+        token = (await resp.json())["access_token"]
+    answers: list[dict] = []
+    sio = socketio.AsyncClient(reconnection=False)
+    sio.on("chat:message", answers.append)
+    await sio.connect(url, auth={"token": token}, transports=["websocket"])
+    try:
+        (board,) = (await sio.call("chat:channels", {}))["data"]["channels"]
+        history = await sio.call("chat:history", {"channel_id": board["id"]})
+        assert len(history["data"]["messages"]) == 3  # the demo's chat
+        joined = await sio.call("board:join", {"board_id": board["board_id"]})
+        for _ in range(300):  # the bot may still be connecting
+            sent = await sio.call("chat:send", {"channel_id": board["id"], "body": "/help"})
+            assert sent["ok"], sent
+            await asyncio.sleep(0.2)
+            if any(m["sender_name"] == "Triage Bot" for m in answers):
+                break
+        replies = [m for m in answers if m["sender_name"] == "Triage Bot"]
+        assert replies and replies[0]["body"].startswith("Here is what I can do"), answers
+        assert joined["ok"]
+    finally:
+        await sio.disconnect()
+
+
 async def _stop(proc: asyncio.subprocess.Process) -> str:
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
@@ -98,6 +127,8 @@ async def test_dev_serves_demo_stops_cleanly_and_keeps_data(tmp_path: Path) -> N
 
     # the workers run too: Bob, assignee of half the demo tasks, gets notifications
     await _wait_for_notifications(url, DEMO_USERS[1][0], DEMO_USERS[1][2])
+    await _ask_the_bot(url, email=DEMO_USERS[0][0], password=DEMO_USERS[0][2])
+    assert (data_dir / "triage-bot.token").stat().st_mode & 0o777 == 0o600
 
     log = await _stop(proc)
     assert "alice-demo-password" in log  # the demo passwords are printed on start
