@@ -156,3 +156,31 @@ class Peer:
 
     async def close(self) -> None:
         await self.sio.disconnect()
+
+
+async def new_bot(hub: Hub, creator: Account, name: str = "Robot", **fields: Any) -> dict[str, Any]:
+    status, body = await hub.request(
+        "POST", "/api/bots", token=creator.access_token, json={"name": name, **fields}
+    )
+    assert status == 201, body
+    return body  # type: ignore[no-any-return]
+
+
+@dataclass
+class Token:
+    id: str
+    secret: str
+    body: dict[str, Any]
+
+
+async def new_token(
+    hub: Hub, manager: Account, bot_id: str, scopes: list[str], **fields: Any
+) -> Token:
+    status, body = await hub.request(
+        "POST",
+        f"/api/bots/{bot_id}/tokens",
+        token=manager.access_token,
+        json={"name": "ci", "scopes": scopes, **fields},
+    )
+    assert status == 201, body
+    return Token(id=body["token"]["id"], secret=body["secret"], body=body)

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from bots import triage
-from tests.handlers.test_bots import new_bot, new_token
-from tests.support import Account, Hub, Peer
+from tests.support import Account, Hub, Peer, new_bot, new_token
 
 ALL_SCOPES = ["chat:read", "chat:write", "tasks:read", "tasks:write"]
 

@@ -17,7 +17,7 @@ import pytest
 import socketio
 
 from handlers.rest import DEPS
-from tests.support import Account, Hub, Peer
+from tests.support import Account, Hub, Peer, new_bot, new_token
 
 ALL_SCOPES = ["chat:read", "chat:write", "tasks:read", "tasks:write"]
 
@@ -28,34 +28,6 @@ async def make_admin(hub: Hub, account: Account) -> None:
         await conn.execute("UPDATE users SET role = 'admin' WHERE id = $1", uuid.UUID(account.id))
     finally:
         await conn.close()
-
-
-async def new_bot(hub: Hub, creator: Account, name: str = "Robot", **fields: Any) -> dict[str, Any]:
-    status, body = await hub.request(
-        "POST", "/api/bots", token=creator.access_token, json={"name": name, **fields}
-    )
-    assert status == 201, body
-    return body  # type: ignore[no-any-return]
-
-
-@dataclass
-class Token:
-    id: str
-    secret: str
-    body: dict[str, Any]
-
-
-async def new_token(
-    hub: Hub, manager: Account, bot_id: str, scopes: list[str], **fields: Any
-) -> Token:
-    status, body = await hub.request(
-        "POST",
-        f"/api/bots/{bot_id}/tokens",
-        token=manager.access_token,
-        json={"name": "ci", "scopes": scopes, **fields},
-    )
-    assert status == 201, body
-    return Token(id=body["token"]["id"], secret=body["secret"], body=body)
 
 
 async def bot_peer(hub: Hub, secret: str) -> Peer:

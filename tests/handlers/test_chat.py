@@ -12,8 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tests.handlers.test_bots import new_bot, new_token
-from tests.support import Account, Hub, Peer
+from tests.support import Account, Hub, Peer, new_bot, new_token
 
 QUIET = 0.4  # long enough for a duplicate or a leaked event to have arrived
 
