@@ -1,7 +1,10 @@
 """Board presence: who is on a board right now, and the `presence` events.
 
 A user is on a board while at least one of their connections joined it; the
-`joined` / `left` events fire on the first and the last connection only.
+`joined` / `left` events fire on the first and the last connection only. The
+Redis scripts of storage/presence.py publish them with the change itself, so
+they reach every node in the order the changes happened; this module only
+supplies the names.
 """
 
 from __future__ import annotations
@@ -9,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from protocol.events import ServerEvent, room_board, room_channel
-from protocol.models import PublicUser, to_wire
+from protocol.models import PublicUser
 from storage import channels, users
 from storage.presence import ConnectionGone, Departure
 
@@ -25,21 +28,10 @@ log = logging.getLogger(__name__)
 REAP_BATCH = 100
 
 
-async def announce(
-    ns: HubNamespace,
-    board_id: uuid.UUID,
-    user_id: uuid.UUID,
-    name: str,
-    state: str,
-    skip_sid: str | None = None,
-) -> None:
-    """Tell the board that a person `joined` or `left` it."""
-    event: dict[str, Any] = {
-        "board_id": str(board_id),
-        "user": to_wire(PublicUser(id=user_id, name=name)),
-        "state": state,
-    }
-    await ns.emit_to(ServerEvent.PRESENCE, event, room_board(board_id), skip_sid=skip_sid)
+def announced(ns: HubNamespace, count: int = 1) -> None:
+    """Count presence events the storage scripts published."""
+    for _ in range(count):
+        ns.deps.metrics.event_out(ServerEvent.PRESENCE)
 
 
 async def users_on_board(ns: HubNamespace, board_id: uuid.UUID) -> list[PublicUser]:
@@ -50,31 +42,40 @@ async def users_on_board(ns: HubNamespace, board_id: uuid.UUID) -> list[PublicUs
         return await users.public(conn, ids)
 
 
-async def announce_departures(ns: HubNamespace, departures: list[Departure]) -> None:
-    gone = [d for d in departures if d.user_gone]
-    if not gone:
-        return
+async def _names(ns: HubNamespace, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not user_ids:
+        return {}
     async with ns.deps.pool.acquire() as conn:
-        names = {u.id: u.name for u in await users.public(conn, sorted({d.user_id for d in gone}))}
-    await asyncio.gather(
-        *(announce(ns, d.board_id, d.user_id, names.get(d.user_id, ""), "left") for d in gone)
-    )
+        return {u.id: u.name for u in await users.public(conn, sorted(user_ids))}
+
+
+def _departed(ns: HubNamespace, departures: list[Departure]) -> None:
+    announced(ns, sum(1 for d in departures if d.user_gone))
 
 
 async def connection_closed(ns: HubNamespace, sid: str, node_id: str) -> None:
-    departures = await ns.deps.presence.remove_connection(sid, node_id)
-    await announce_departures(ns, departures)
+    try:
+        name = (await ns.caller(sid)).name
+    except Exception:  # no session left: the events go out without the name
+        name = ""
+    _departed(ns, await ns.deps.presence.remove_connection(sid, node_id, name=name))
 
 
 async def reap_node(ns: HubNamespace, node: str) -> int:
     """Clear every connection `node` left in Redis; returns how many."""
-    sids = await ns.deps.presence.node_connections(node)
+    on_record = await ns.deps.presence.node_connections(node)
+    sids = list(on_record)
     for start in range(0, len(sids), REAP_BATCH):
         batch = sids[start : start + REAP_BATCH]
+        # names first: the removal itself announces the departures
+        names = await _names(ns, {on_record[sid] for sid in batch})
         removed = await asyncio.gather(
-            *(ns.deps.presence.remove_connection(sid, node) for sid in batch)
+            *(
+                ns.deps.presence.remove_connection(sid, node, name=names.get(on_record[sid], ""))
+                for sid in batch
+            )
         )
-        await announce_departures(ns, [d for departures in removed for d in departures])
+        _departed(ns, [d for departures in removed for d in departures])
     await ns.deps.presence.forget_node(node)
     return len(sids)
 
@@ -105,8 +106,10 @@ async def register_again(ns: HubNamespace) -> None:
                 continue
             board_id = uuid.UUID(room.removeprefix("board:"))
             try:
-                if await ns.deps.presence.join_board(sid, caller.user_id, board_id):
-                    await announce(ns, board_id, caller.user_id, caller.name, "joined")
+                if await ns.deps.presence.join_board(
+                    sid, caller.user_id, board_id, name=caller.name
+                ):
+                    announced(ns)
             except ConnectionGone:
                 break  # closed while we were re-registering
 
@@ -117,11 +120,10 @@ async def evict_from_board(ns: HubNamespace, user_id: uuid.UUID, board_id: uuid.
     room = room_board(board_id)
     async with ns.deps.pool.acquire() as conn:
         chat_rooms = [room_channel(c) for c in await channels.ids_on_board(conn, board_id)]
+        (user,) = await users.public(conn, [user_id]) or [PublicUser(id=user_id, name="")]
     for sid in await ns.deps.presence.connections_of(user_id):
         await ns.leave_room(sid, room)
         for chat_room in chat_rooms:
             await ns.leave_room(sid, chat_room)
-        if await ns.deps.presence.leave_board(sid, user_id, board_id):
-            async with ns.deps.pool.acquire() as conn:
-                (user,) = await users.public(conn, [user_id]) or [PublicUser(id=user_id, name="")]
-            await announce(ns, board_id, user_id, user.name, "left")
+        if await ns.deps.presence.leave_board(sid, user_id, board_id, name=user.name):
+            announced(ns)

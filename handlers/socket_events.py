@@ -42,17 +42,17 @@ async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> di
     if channel_id is not None:
         await ns.enter_room(caller.sid, room_channel(channel_id))
     try:
-        first = await ns.deps.presence.join_board(caller.sid, caller.user_id, payload.board_id)
+        # the joiner learns the presence from its ack; the others get `joined`
+        first = await ns.deps.presence.join_board(
+            caller.sid, caller.user_id, payload.board_id, name=caller.name, skip_sid=caller.sid
+        )
     except ConnectionGone:
         await ns.leave_room(caller.sid, room_board(payload.board_id))
         if channel_id is not None:
             await ns.leave_room(caller.sid, room_channel(channel_id))
         raise Unauthorized("the connection closed while joining") from None
     if first:
-        # the joiner learns the presence from its ack
-        await presence.announce(
-            ns, payload.board_id, caller.user_id, caller.name, "joined", caller.sid
-        )
+        presence.announced(ns)
     reply = await _board_snapshot(ns, caller, payload)
     if reply is None:  # removed from the board in between: undo the join
         await presence.evict_from_board(ns, caller.user_id, payload.board_id)
@@ -97,8 +97,10 @@ async def board_leave(ns: HubNamespace, caller: Caller, payload: BoardLeave) -> 
             channel = None
     if channel is not None:
         await ns.leave_room(caller.sid, room_channel(channel.id))
-    if await ns.deps.presence.leave_board(caller.sid, caller.user_id, payload.board_id):
-        await presence.announce(ns, payload.board_id, caller.user_id, caller.name, "left")
+    if await ns.deps.presence.leave_board(
+        caller.sid, caller.user_id, payload.board_id, name=caller.name
+    ):
+        presence.announced(ns)
     return {"board_id": str(payload.board_id)}
 
 

@@ -132,7 +132,7 @@ class HubNamespace(socketio.AsyncNamespace):
         await self.deps.presence.add_connection(sid, user.id, self.deps.node_id, token_id)
         if token_id is not None and not await bot_auth.still_live(self.deps, token_id):
             # revoked while we connected: the revocation's sweep may have missed us
-            await self.deps.presence.remove_connection(sid, self.deps.node_id)
+            await self.deps.presence.remove_connection(sid, self.deps.node_id, name=user.name)
             raise refusal(Unauthorized("api token was revoked", {"reason": "token_revoked"}))
         self.local_sids.add(sid)
         self.deps.metrics.connections(+1)

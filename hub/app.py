@@ -56,7 +56,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             pool=pool,
             redis=redis,
             keys=keys,
-            presence=Presence(redis, keys, connection_ttl=settings.node_ttl * 2),
+            presence=Presence(
+                redis,
+                keys,
+                connection_ttl=settings.node_ttl * 2,
+                socketio_channel=settings.socketio_channel,
+            ),
             tokens=JwtAccessTokens(
                 settings.jwt_secret, settings.jwt_algorithm, settings.access_token_ttl
             ),

@@ -1,8 +1,8 @@
 """This node's heartbeat and the reaper of dead nodes, as one owned task.
 
 It covers the connections of every Socket.IO server of the node (JSON and
-msgpack); announcements go out through any one namespace, since emits reach
-both servers.
+msgpack); the presence events of what it clears or registers again are published
+by the storage scripts on the channel both servers share.
 """
 
 from __future__ import annotations

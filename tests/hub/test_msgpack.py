@@ -14,6 +14,7 @@ import socketio
 
 from hub.workers import RedisRoomEmitter
 from protocol.serializers import Serializer
+from tests.hub.test_presence_faults import _settled_states
 from tests.support import Hub, Peer
 
 
@@ -132,8 +133,8 @@ async def test_a_stalled_node_puts_its_msgpack_people_back(
         finally:
             proc.send_signal(signal.SIGCONT)
         await until_present({alice.id, bob.id})  # registered again, board join included
-        states = [e["state"] for e in watcher.events("presence") if e["user"]["id"] == bob.id]
-        assert states[-2:] == ["left", "joined"]
+        states = await _settled_states(watcher, bob, "joined", 5)
+        assert states[-2:] == ["left", "joined"], states
     finally:
         await watcher.close()
         await bot.close()

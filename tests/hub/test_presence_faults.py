@@ -8,8 +8,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
+from storage import users
 from tests.support import Account, Hub, Peer
 
 
@@ -31,6 +33,23 @@ async def _wait_present(peer: Peer, board_id: str, expected: set[str], seconds: 
             return
         await asyncio.sleep(0.1)
     assert await _present(peer, board_id) == expected
+
+
+def _states(peer: Peer, user: Account) -> list[str]:
+    return [e["state"] for e in peer.events("presence") if e["user"]["id"] == user.id]
+
+
+async def _settled_states(peer: Peer, user: Account, last: str, seconds: float) -> list[str]:
+    """The user's presence events as `peer` heard them, once the last one is `last` and
+    stayed so for a moment. presence:list reads Redis, so it can show a change before
+    the event of that change reached the peer; an event arriving after that would be
+    a stale one."""
+    for _ in range(int(seconds * 10)):
+        if _states(peer, user)[-1:] == [last]:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    return _states(peer, user)
 
 
 async def test_closing_a_tab_while_its_join_is_in_flight_leaves_no_ghost(hub: Hub) -> None:
@@ -88,9 +107,11 @@ async def test_a_node_restarted_with_the_same_id_clears_its_previous_life(
         await watcher.close()
 
 
-async def test_a_stalled_node_that_was_reaped_puts_its_people_back(
-    hub: Hub, node_process: Callable[..., Any]
+async def _stall_reap_and_resume(
+    hub: Hub, node_process: Callable[..., Any], before_stall: Callable[[Account], None]
 ) -> None:
+    """Bob's node stalls past NODE_TTL, is reaped by the hub, then resumes: the
+    watcher hears Bob leave, then come back, and ends up seeing him present."""
     url, proc = await node_process(NODE_ID="node-slow")
     elsewhere = Hub(url=url, app=hub.app, server=hub.server, settings=hub.settings)
     alice, bob, board_id = await _board(hub)
@@ -99,19 +120,46 @@ async def test_a_stalled_node_that_was_reaped_puts_its_people_back(
     try:
         await watcher.call("board:join", {"board_id": board_id})
         await b.call("board:join", {"board_id": board_id})
+        before_stall(bob)
         proc.send_signal(signal.SIGSTOP)  # a long GC pause, swap, a partition
         try:
             await _wait_present(watcher, board_id, {alice.id}, 10)  # NODE_TTL is 2 s here
         finally:
             proc.send_signal(signal.SIGCONT)
         await _wait_present(watcher, board_id, {alice.id, bob.id}, 10)
-        states = [e["state"] for e in watcher.events("presence") if e["user"]["id"] == bob.id]
-        assert states[-2:] == ["left", "joined"]
+        states = await _settled_states(watcher, bob, "joined", 5)
+        assert states[-2:] == ["left", "joined"], states
+        assert await _present(watcher, board_id) == {alice.id, bob.id}
         created = await b.call("task:create", {"board_id": board_id, "title": "still here"})
         assert created["ok"]
     finally:
         await watcher.close()
         await b.close()
+
+
+async def test_a_stalled_node_that_was_reaped_puts_its_people_back(
+    hub: Hub, node_process: Callable[..., Any]
+) -> None:
+    await _stall_reap_and_resume(hub, node_process, lambda bob: None)
+
+
+async def test_a_slow_reaper_never_announces_left_after_the_person_came_back(
+    hub: Hub, node_process: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reaper (the hub) looks up Bob's name slowly, as under a loaded database;
+    # the resumed node registers Bob again meanwhile. The `left` must not reach the
+    # watcher after Bob's `joined`, or Bob would look gone while connected.
+    public = users.public
+
+    def slow_name_lookups(bob: Account) -> None:
+        async def slow_public(conn: Any, ids: Any) -> Any:
+            if [str(i) for i in ids] == [bob.id]:
+                await asyncio.sleep(0.5)
+            return await public(conn, ids)
+
+        monkeypatch.setattr(users, "public", slow_public)
+
+    await _stall_reap_and_resume(hub, node_process, slow_name_lookups)
 
 
 async def test_a_removed_member_stops_hearing_the_board(hub: Hub) -> None:
