@@ -28,7 +28,15 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 types: $(STAMP)
-	$(BIN)/mypy hub handlers storage protocol workers bots
+	$(BIN)/mypy hub handlers storage protocol workers bots bench
+
+# Fan-out against Node socket.io and stock python-socketio (issue 5); rewrites
+# docs/BENCHMARKS.md. BENCH_ARGS=--quick for a smoke run. Takes both cores.
+bench: $(STAMP) | bench/node_modules
+	$(BIN)/python -m bench.run --markdown docs/BENCHMARKS.md $(BENCH_ARGS)
+
+bench/node_modules:
+	npm ci --prefix bench --no-audit --no-fund
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,1 @@
+"""`make bench`: Taskhub's fan-out measured beside Node socket.io and stock python-socketio."""

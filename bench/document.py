@@ -1,0 +1,87 @@
+"""docs/BENCHMARKS.md: the table with what a reader needs to trust or redo it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from bench.scenarios import GENERATOR_LIMIT
+
+TASKHUB_NOTE = (
+    "**What `taskhub` is in this run:** the first step of issue 5 measures the hub's own "
+    "Socket.IO configuration, not yet the full hub: the two servers `hub.app` builds "
+    "(JSON and msgpack, an `AsyncRedisManager` each on the shared channel, built by "
+    "`hub.app._socketio_server` from the hub's `Settings`) with a real Redis, so every "
+    "broadcast is also published to Redis and received by the sibling server as on a hub "
+    "node. Subscribers are not yet authenticated users on a board (`board:join`) and the "
+    "publisher is a bench-only `publish` event; that real path is the next step. Redis "
+    "runs as a child of the server, on the server's core; its CPU is *not* in the CPU "
+    "column (it is reported in the raw results)."
+)
+
+DEFLATE_NOTE = (
+    "**No compression by default:** the generator's clients do not offer "
+    "permessage-deflate, so every server sends the same uncompressed frames. With the "
+    "client's default (it offers it, as browsers do) Node's socket.io server refuses it, "
+    "but aiohttp's `WebSocketResponse`, which python-engineio uses, accepts it: `stock` "
+    "and `taskhub` then deflate every frame for every recipient and the generator inflates "
+    "each one, which makes the generator the limit long before the Python servers are. "
+    "`python -m bench.run --deflate` measures that case; what browsers negotiate with the "
+    "hub is a product question for issue 5."
+)
+
+
+def render(
+    *,
+    machine: dict[str, str],
+    command: str,
+    pinning: str,
+    table: str,
+    notes: Sequence[str],
+) -> str:
+    versions = "\n".join(f"| {name} | {value} |" for name, value in machine.items())
+    extra = "".join(f"- {note}\n" for note in notes)
+    return f"""# Benchmarks
+
+Written by `make bench` (`bench/run.py`); do not edit by hand, run it again.
+Issue 5 sets the goals: server CPU per delivery at a fixed offered load no higher
+than Node socket.io's, a p99 no worse than Node's, saturating deliveries/s at least
+1.0x Node's, at 100, 500 and 1000 subscribers, measured in the same run.
+
+Measured {dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")} with `{command}`.
+
+| machine and versions | |
+|---|---|
+{versions}
+
+## Fan-out
+
+One room of N websocket subscribers (Node `socket.io-client`), one publisher outside
+the room emitting `publish` with a send timestamp and a sequence number; the server
+broadcasts it to the room (`to(room).emit("msg", payload)`), so each publish is N
+deliveries. Servers: `node` is `bench/node_server.js` (socket.io, in-memory adapter),
+`stock` is `bench/stock_server.py` (python-socketio `AsyncServer` on aiohttp,
+in-memory manager), `taskhub` is `bench/taskhub_server.py`.
+
+{pinning}
+
+- *deliveries/s*: messages received by subscribers in the measured window, per second.
+- *CPU s / 1000 deliveries*: server process utime+stime from `/proc/<pid>/stat` over
+  the generator's measured window, per 1000 deliveries received. At a fixed offered
+  rate this is the primary figure (lower is better; ratio < 1 beats the peer).
+- *p50/p99*: publish-to-receipt latency of every delivery in the window (publisher and
+  subscribers share the generator's clock).
+- *saturating*: the publisher keeps a window of publishes in flight, a publish leaving
+  the window when every subscriber has it.
+- *server core* / *generator core*: share of one core used in the window. `gen-bound`
+  marks a scenario where the generator used ≥ {GENERATOR_LIMIT:.0%} of its core in some
+  repetition: there the figure is a floor for the server, not its limit.
+- Cells are median (min-max) over the repetitions (xcount in the server column);
+  ratios are of medians.
+
+{TASKHUB_NOTE}
+
+{DEFLATE_NOTE}
+
+{table}
+{extra}"""
