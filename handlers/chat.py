@@ -156,7 +156,19 @@ async def _target_channel(conn: Connection, caller: Caller, payload: ChatSend) -
         raise NotFound("user not found")
     if not await boards.share_a_board(conn, caller.user_id, other.id):
         raise Forbidden("you can message people you share a board with")
+    if payload.client_msg_id is not None:
+        # a resend: its DM exists; a reused id must not leave an empty DM behind
+        earlier = await chat_messages.by_client_msg_id(conn, caller.user_id, payload.client_msg_id)
+        if earlier is not None:
+            channel = await channels.get(conn, earlier.channel_id)
+            if channel.kind != ChannelKind.DM or other.id not in {m.id for m in channel.members}:
+                raise _reused_client_msg_id()
+            return channel
     return await channels.find_or_create_dm(conn, caller.user_id, other.id)
+
+
+def _reused_client_msg_id() -> InvalidPayload:
+    return InvalidPayload("client_msg_id was used for another channel", {"field": "client_msg_id"})
 
 
 async def chat_send(ns: HubNamespace, caller: Caller, payload: ChatSend) -> dict[str, Any]:
@@ -174,10 +186,7 @@ async def chat_send(ns: HubNamespace, caller: Caller, payload: ChatSend) -> dict
                 )
                 if earlier is not None:
                     if earlier.channel_id != channel.id:
-                        raise InvalidPayload(
-                            "client_msg_id was used for another channel",
-                            {"field": "client_msg_id"},
-                        )
+                        raise _reused_client_msg_id()
                     return {"message": to_wire(earlier), "duplicate": True}
             mentioned = await channels.matching_members(
                 conn, channel.id, mention_handles(payload.body)
@@ -196,9 +205,7 @@ async def chat_send(ns: HubNamespace, caller: Caller, payload: ChatSend) -> dict
                 )
             except asyncpg.UniqueViolationError:
                 # the same client_msg_id, sent to another channel at the same moment
-                raise InvalidPayload(
-                    "client_msg_id was used for another channel", {"field": "client_msg_id"}
-                ) from None
+                raise _reused_client_msg_id() from None
             event_id = await chat_messages.publish(
                 conn, ChatEventType.MESSAGE, message, correlation.current()
             )

@@ -759,3 +759,33 @@ async def test_triage_create_for_editors_and_owners_only(hub: Hub) -> None:
         ]
     finally:
         await _close(o, e, v)
+
+
+async def test_a_dm_resent_or_refused_by_client_msg_id_leaves_no_extra_channel(hub: Hub) -> None:
+    alice, bob, carol = (
+        await hub.register("Alice"),
+        await hub.register("Bob"),
+        await hub.register("Carol"),
+    )
+    await _board(hub, alice, editor=bob, viewer=carol)
+    a = await hub.peer(alice)
+    try:
+        msg_id = str(uuid.uuid4())
+        first = await a.call(
+            "chat:send", {"to_user_id": bob.id, "body": "hi", "client_msg_id": msg_id}
+        )
+        assert first["ok"] and first["data"]["duplicate"] is False, first
+        again = await a.call(
+            "chat:send", {"to_user_id": bob.id, "body": "hi", "client_msg_id": msg_id}
+        )
+        assert again["ok"] and again["data"]["duplicate"] is True, again
+        assert again["data"]["message"] == first["data"]["message"]
+        # the same id towards someone else: refused, and no DM with Carol is made
+        other = await a.call(
+            "chat:send", {"to_user_id": carol.id, "body": "hi", "client_msg_id": msg_id}
+        )
+        assert _code(other) == "invalid_payload"
+        rows = await _fetch(hub, "SELECT id FROM chat_channels WHERE kind = 'dm'")
+        assert [str(r["id"]) for r in rows] == [first["data"]["message"]["channel_id"]]
+    finally:
+        await _close(a)
