@@ -29,6 +29,7 @@ from handlers.socket_hub import (
 )
 from hub import heartbeat, maintenance
 from hub.config import Settings
+from hub.fanout.servers import HubRedisManager, HubSocketServer
 from hub.metrics import HubMetrics
 from hub.tokens import JwtAccessTokens
 from hub.workers import embedded_workers
@@ -127,8 +128,8 @@ def _socketio_server(settings: Settings, serializer: Serializer) -> socketio.Asy
     """A Socket.IO server with its own Redis manager on the shared channel."""
     # Each manager has its own host_id: it skips only its own publications, so the
     # sibling server on this node receives them like any other node's.
-    manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.socketio_channel)
-    return socketio.AsyncServer(
+    manager = HubRedisManager(settings.redis_url, channel=settings.socketio_channel)
+    return HubSocketServer(
         async_mode="aiohttp",
         client_manager=manager,
         serializer=serializer.python_socketio,
@@ -138,6 +139,7 @@ def _socketio_server(settings: Settings, serializer: Serializer) -> socketio.Asy
         # Over-limit events are answered with payload_too_large by the dispatcher;
         # only frames far past the limit close the connection at the transport.
         max_http_buffer_size=settings.max_payload_bytes * 16,
+        outbound_buffer_bytes=settings.outbound_buffer_bytes,
     )
 
 

@@ -51,6 +51,9 @@ class Settings:
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     cors_origins: tuple[str, ...] = ()
+    # What a client may leave unread before it is dropped: seconds of a busy board,
+    # far more than any single ack (client payloads are capped at max_payload_bytes).
+    outbound_buffer_bytes: int = 4 * 1024 * 1024
     kafka_idempotence: bool = True
     catch_up_window: int = 10_000
     outbox_poll_interval: float = 1.0
@@ -165,6 +168,9 @@ class Settings:
             ping_interval=num("PING_INTERVAL", cls.ping_interval, float, 1, 600),
             ping_timeout=num("PING_TIMEOUT", cls.ping_timeout, float, 1, 600),
             cors_origins=origins,
+            outbound_buffer_bytes=num(
+                "OUTBOUND_BUFFER_BYTES", cls.outbound_buffer_bytes, int, 64 * 1024, 2**30
+            ),
             kafka_idempotence=flag("KAFKA_IDEMPOTENCE", cls.kafka_idempotence),
             catch_up_window=num("CATCH_UP_WINDOW", cls.catch_up_window, int, 1, 10**7),
             outbox_poll_interval=num(

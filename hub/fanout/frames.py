@@ -1,0 +1,37 @@
+"""Server-to-client websocket frames (RFC 6455), built once and written many times."""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from engineio import packet as eio_packet
+
+TEXT: Final = 0x1
+BINARY: Final = 0x2
+_FIN: Final = 0x80
+_HEADER_SHORT = struct.Struct("!BB")
+_HEADER_MEDIUM = struct.Struct("!BBH")
+_HEADER_LONG = struct.Struct("!BBQ")
+
+
+def websocket_frame(payload: bytes, opcode: int) -> bytes:
+    """One final, unmasked, uncompressed frame: what a server sends (servers never mask)."""
+    length = len(payload)
+    first = _FIN | opcode
+    if length < 126:
+        header = _HEADER_SHORT.pack(first, length)
+    elif length < 65536:
+        header = _HEADER_MEDIUM.pack(first, 126, length)
+    else:
+        header = _HEADER_LONG.pack(first, 127, length)
+    return header + payload
+
+
+def engineio_frame(pkt: eio_packet.Packet) -> bytes:
+    """The frame the stock aiohttp driver would send for this Engine.IO packet: text
+    for string packets, binary for binary ones (a msgpack Socket.IO packet is one)."""
+    encoded = pkt.encode()
+    if isinstance(encoded, bytes):
+        return websocket_frame(encoded, BINARY)
+    return websocket_frame(encoded.encode("utf-8"), TEXT)

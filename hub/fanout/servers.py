@@ -1,0 +1,98 @@
+"""The Engine.IO and Socket.IO servers that use the fast path."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import engineio
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet
+
+from hub.fanout.frames import engineio_frame
+from hub.fanout.socket import DirectSocket
+from hub.fanout.websocket import DirectWebSocket
+
+
+class HubEngineServer(engineio.AsyncServer):
+    """engineio's server whose sockets are `DirectSocket`s on the `DirectWebSocket` driver."""
+
+    def __init__(self, *, outbound_buffer_bytes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.outbound_buffer_bytes = outbound_buffer_bytes
+        # engineio's driver table is module-wide; this server gets its own copy
+        self._async = {**self._async, "websocket": DirectWebSocket}  # type: ignore[has-type]
+
+    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "connect":
+            # engineio builds a plain AsyncSocket; its connect event is the first
+            # moment it is ours, before any transport handler has run
+            socket = self.sockets.get(args[0])
+            if socket is not None and type(socket) is engineio.async_socket.AsyncSocket:
+                socket.__class__ = DirectSocket
+        return await super()._trigger_event(event, *args, **kwargs)
+
+
+class HubSocketServer(socketio.AsyncServer):
+    """python-socketio's server on `HubEngineServer`; extra keyword arguments
+    (`outbound_buffer_bytes`) reach the Engine.IO server."""
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return HubEngineServer
+
+
+class BroadcastManager(socketio.AsyncManager):
+    """The local delivery of an emit: one encode, one frame, one write per recipient.
+
+    Placed under the pub/sub manager (see `HubRedisManager`), so it serves the
+    node's own emits and those arriving from other nodes alike. An emit that wants
+    client acks needs a packet per recipient and keeps the stock path; so does a
+    JSON packet with binary attachments (several Engine.IO packets).
+    """
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        room = to or room
+        if callback is not None or namespace not in self.rooms:
+            return await super().emit(
+                event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs
+            )
+        if isinstance(data, tuple):
+            args = list(data)
+        else:
+            args = [] if data is None else [data]
+        encoded = self.server.packet_class(
+            packet.EVENT, namespace=namespace, data=[event, *args]
+        ).encode()
+        if isinstance(encoded, list):
+            return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid)
+        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        frame = engineio_frame(eio_pkt)
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        sockets = self.server.eio.sockets
+        queued = []
+        for sid, eio_sid in self.get_participants(namespace, room):
+            if sid in skip:
+                continue
+            socket = sockets.get(eio_sid)
+            if socket is not None and not socket.write_now(frame):
+                queued.append(self.server._send_eio_packet(eio_sid, eio_pkt))
+        if queued:
+            # like the stock path, a recipient that closed meanwhile is nobody's error
+            await asyncio.gather(*queued, return_exceptions=True)
+        return None
+
+
+class HubRedisManager(socketio.AsyncRedisManager, BroadcastManager):
+    """python-socketio's Redis manager whose local deliveries are `BroadcastManager`'s:
+    the method order puts it between the pub/sub layer and `AsyncManager`."""
