@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_DEPS := bench/node_modules/.package-lock.json
 
 .PHONY: run test lint types format clean bench
 
@@ -16,7 +17,8 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(BIN)/taskhub dev
 
-test: $(STAMP) lint types
+# tests/hub/test_fanout_wire.py runs the official Node socket.io-client from bench/.
+test: $(STAMP) $(NODE_DEPS) lint types
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -30,12 +32,14 @@ format: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy hub handlers storage protocol workers bots bench
 
-# Fan-out against Node socket.io and stock python-socketio (issue 5); rewrites
-# docs/BENCHMARKS.md. BENCH_ARGS=--quick for a smoke run. Takes both cores.
-bench: $(STAMP) | bench/node_modules
+# Fan-out against Node socket.io and stock python-socketio, and the real hub's
+# scenarios (issue 5); rewrites docs/BENCHMARKS.md. BENCH_ARGS=--quick for a smoke
+# run, BENCH_ARGS='--scenarios edit,kafka' for some. Takes both cores.
+bench: $(STAMP) $(NODE_DEPS)
 	$(BIN)/python -m bench.run --markdown docs/BENCHMARKS.md $(BENCH_ARGS)
 
-bench/node_modules:
+# npm writes this file on every install, so a changed lockfile installs again
+$(NODE_DEPS): bench/package.json bench/package-lock.json
 	npm ci --prefix bench --no-audit --no-fund
 
 clean:

@@ -28,6 +28,16 @@ def websocket_frame(payload: bytes, opcode: int) -> bytes:
     return header + payload
 
 
+def message_frame(socketio_packet: str | bytes) -> bytes:
+    """The frame of the Engine.IO MESSAGE packet carrying this encoded Socket.IO packet,
+    made without an `eio_packet.Packet`: engineio caches a packet's encoding, and a
+    shared packet encoded for websocket would hand raw bytes to a polling recipient
+    that needs base64."""
+    if isinstance(socketio_packet, bytes):
+        return websocket_frame(socketio_packet, BINARY)
+    return websocket_frame(f"{eio_packet.MESSAGE}{socketio_packet}".encode(), TEXT)
+
+
 def engineio_frame(pkt: eio_packet.Packet) -> bytes:
     """The frame the stock aiohttp driver would send for this Engine.IO packet: text
     for string packets, binary for binary ones (a msgpack Socket.IO packet is one)."""

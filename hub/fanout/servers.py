@@ -10,7 +10,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet
 
-from hub.fanout.frames import engineio_frame
+from hub.fanout.frames import message_frame
 from hub.fanout.socket import DirectSocket
 from hub.fanout.websocket import DirectWebSocket
 
@@ -43,12 +43,12 @@ class HubSocketServer(socketio.AsyncServer):
 
 
 class BroadcastManager(socketio.AsyncManager):
-    """The local delivery of an emit: one encode, one frame, one write per recipient.
+    """The local delivery of an emit: one encode, frames built once, one write per
+    websocket recipient.
 
     Placed under the pub/sub manager (see `HubRedisManager`), so it serves the
     node's own emits and those arriving from other nodes alike. An emit that wants
-    client acks needs a packet per recipient and keeps the stock path; so does a
-    JSON packet with binary attachments (several Engine.IO packets).
+    client acks needs a packet per recipient and keeps the stock path.
     """
 
     async def emit(
@@ -74,10 +74,9 @@ class BroadcastManager(socketio.AsyncManager):
         encoded = self.server.packet_class(
             packet.EVENT, namespace=namespace, data=[event, *args]
         ).encode()
-        if isinstance(encoded, list):
-            return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid)
-        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        frame = engineio_frame(eio_pkt)
+        # a JSON packet with binary attachments is several Engine.IO packets
+        parts: list[str | bytes] = encoded if isinstance(encoded, list) else [encoded]
+        frames = [message_frame(part) for part in parts]
         skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
         sockets = self.server.eio.sockets
         queued = []
@@ -85,12 +84,18 @@ class BroadcastManager(socketio.AsyncManager):
             if sid in skip:
                 continue
             socket = sockets.get(eio_sid)
-            if socket is not None and not socket.write_now(frame):
-                queued.append(self.server._send_eio_packet(eio_sid, eio_pkt))
+            if socket is not None and not socket.write_now(frames):
+                queued.append(self._send_queued(eio_sid, parts))
         if queued:
             # like the stock path, a recipient that closed meanwhile is nobody's error
             await asyncio.gather(*queued, return_exceptions=True)
         return None
+
+    async def _send_queued(self, eio_sid: str, parts: list[str | bytes]) -> None:
+        """Polling (or upgrading) recipients get packets of their own: engineio caches
+        a packet's encoding, and a poll encodes binary packets differently (base64)."""
+        for part in parts:
+            await self.server._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, part))
 
 
 class HubRedisManager(socketio.AsyncRedisManager, BroadcastManager):

@@ -27,16 +27,18 @@ class DirectSocket(AsyncSocket):
         elif await self.check_ping_timeout():
             frames.write(engineio_frame(pkt))
 
-    def write_now(self, frame: bytes) -> bool:
-        """Write a broadcast's shared frame; False when the packet must go through
-        `send` instead (not a websocket yet, or the ping check has to close it)."""
-        frames = self.frames
-        if frames is None or self.closed:
+    def write_now(self, frames: list[bytes]) -> bool:
+        """Write a broadcast's shared frames (one, or a packet and its binary
+        attachments); False when they must go through `send` instead (not a
+        websocket yet, or the ping check has to close it)."""
+        writer = self.frames
+        if writer is None or self.closed:
             return False
         last_ping = self.last_ping
         if last_ping and time.time() - last_ping > self.server.ping_timeout:
             return False
-        frames.write(frame)
+        for frame in frames:
+            writer.write(frame)
         return True
 
     def _start_writing(self, ws: DirectWebSocket) -> None:
