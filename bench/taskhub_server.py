@@ -29,6 +29,7 @@ import socketio
 from aiohttp import web
 
 from bench.readiness import ROOM, announce
+from hub import event_loop
 from hub.app import _socketio_server
 from hub.config import Settings
 from hub.devstack import free_port, redis_server_binary
@@ -73,7 +74,11 @@ def bench_settings(redis_url: str, port: int) -> Settings:
         "JWT_SECRET": secrets.token_urlsafe(48),
         "PORT": str(port),
         "HOST": "127.0.0.1",
-        **{k: v for k, v in os.environ.items() if k in ("PING_INTERVAL", "PING_TIMEOUT")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k in ("PING_INTERVAL", "PING_TIMEOUT", "EVENT_LOOP")
+        },
     }
     return Settings.from_env(env)
 
@@ -121,7 +126,10 @@ async def serve(port: int, redis_url: str, redis_pid: int) -> None:
 
 def main() -> None:
     with redis_server() as (redis_url, redis_pid):
-        asyncio.run(serve(int(os.environ["PORT"]), redis_url, redis_pid))
+        port = int(os.environ["PORT"])
+        # the hub's own event loop choice (uvloop unless EVENT_LOOP=asyncio)
+        loop_name = bench_settings(redis_url, port).event_loop
+        event_loop.run(serve(port, redis_url, redis_pid), loop_name)
     print("taskhub bench server stopped", file=sys.stderr)
 
 

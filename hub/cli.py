@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hub import logs
+from hub import event_loop, logs
 from hub.app import create_app
 from hub.config import WORKER_NAMES, ConfigError, Settings
 from hub.demo import DEMO_USERS, demo_bot_token, seed_demo
@@ -90,8 +90,12 @@ def serve(settings: Settings, *, seed: bool = False, demo_bot: Path | None = Non
     its token kept in that file."""
     logs.configure(settings.log_level, settings.log_format)
     log.info("starting", extra={"settings": settings.public_summary()})
-    asyncio.run(_prepare(settings, seed=seed))
-    secret = asyncio.run(_demo_bot_secret(settings, demo_bot)) if demo_bot else None
+    event_loop.run(_prepare(settings, seed=seed), settings.event_loop)
+    secret = (
+        event_loop.run(_demo_bot_secret(settings, demo_bot), settings.event_loop)
+        if demo_bot
+        else None
+    )
     bot = _start_demo_bot(settings, secret) if secret else None
     try:
         web.run_app(
@@ -101,6 +105,7 @@ def serve(settings: Settings, *, seed: bool = False, demo_bot: Path | None = Non
             print=None,
             access_log=None,
             shutdown_timeout=10,
+            loop=event_loop.loop_factory(settings.event_loop)(),
         )
     finally:
         if bot is not None:
@@ -152,7 +157,10 @@ def bot(args: argparse.Namespace) -> None:
         _say("configuration error: set TASKHUB_BOT_TOKEN (or --token) to a bot's API token")
         raise SystemExit(2)
     try:
-        asyncio.run(_run_bot(args.url, args.token, args.public_url or args.url))
+        event_loop.run(
+            _run_bot(args.url, args.token, args.public_url or args.url),
+            os.environ.get("EVENT_LOOP", "uvloop"),
+        )
     except HubError as exc:
         _say(f"the hub ended the bot: {exc.message}")
         raise SystemExit(1) from None
@@ -185,12 +193,12 @@ def main(argv: list[str] | None = None) -> None:
         dev()
     elif args.command == "migrate":
         settings = _settings()
-        applied = asyncio.run(migrate(settings.database_url, progress=_say))
+        applied = event_loop.run(migrate(settings.database_url, progress=_say), settings.event_loop)
         _say(f"{len(applied)} migration(s) applied")
     elif args.command == "worker":
         settings = _settings()
         logs.configure(settings.log_level, settings.log_format)
-        asyncio.run(run_worker_process(settings, args.name))
+        event_loop.run(run_worker_process(settings, args.name), settings.event_loop)
     elif args.command == "docs":
         Path(args.output).write_text(render_protocol(), encoding="utf-8")
         _say(f"wrote {args.output}")
@@ -198,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         bot(args)
     elif args.command == "seed-demo":
         settings = _settings()
-        asyncio.run(_prepare(settings, seed=True))
+        event_loop.run(_prepare(settings, seed=True), settings.event_loop)
 
 
 if __name__ == "__main__":

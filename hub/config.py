@@ -35,6 +35,8 @@ class Settings:
     env: str = "production"
     log_level: str = "INFO"
     log_format: str = "json"
+    # uvloop when it is installed (see hub/event_loop.py); `asyncio` to compare or debug
+    event_loop: str = "uvloop"
     jwt_algorithm: str = "HS256"
     access_token_ttl: int = 900
     refresh_token_ttl: int = 30 * 24 * 3600
@@ -152,6 +154,7 @@ class Settings:
             env=choice("TASKHUB_ENV", cls.env, ("production", "development", "test")),
             log_level=choice("LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
             log_format=choice("LOG_FORMAT", cls.log_format, ("json", "text")),
+            event_loop=choice("EVENT_LOOP", cls.event_loop, ("uvloop", "asyncio")),
             jwt_algorithm=choice("JWT_ALGORITHM", cls.jwt_algorithm, ("HS256", "HS384", "HS512")),
             access_token_ttl=num("ACCESS_TOKEN_TTL", cls.access_token_ttl, int, 10, 86400),
             refresh_token_ttl=num("REFRESH_TOKEN_TTL", cls.refresh_token_ttl, int, 60, 10**8),
