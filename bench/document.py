@@ -36,17 +36,23 @@ def render(
     machine: dict[str, str],
     command: str,
     pinning: str,
-    table: str,
+    table: str | None,
     notes: Sequence[str],
+    sections: Sequence[str] = (),
 ) -> str:
+    """`table` is the fan-out's (None when it was not run); `sections` are the hub
+    scenarios' (bench/hub_report.Section.markdown), each with its goal."""
     versions = "\n".join(f"| {name} | {value} |" for name, value in machine.items())
-    extra = "".join(f"- {note}\n" for note in notes)
+    fanout = _fanout(pinning, table, notes) if table is not None else ""
+    hub = "\n".join(sections)
     return f"""# Benchmarks
 
 Written by `make bench` (`bench/run.py`); do not edit by hand, run it again.
 Issue 5 sets the goals: server CPU per delivery at a fixed offered load no higher
 than Node socket.io's, a p99 no worse than Node's, saturating deliveries/s at least
-1.0x Node's, at 100, 500 and 1000 subscribers, measured in the same run.
+1.0x Node's, at 100, 500 and 1000 subscribers, measured in the same run. The
+scenarios against the real hub (edit path, connect storm, idle connections, two nodes,
+Kafka to room) each state their goal and whether this run met it.
 
 Measured {dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")} with `{command}`.
 
@@ -54,7 +60,15 @@ Measured {dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")} with `{command
 |---|---|
 {versions}
 
-## Fan-out
+{pinning} The hub scenarios' helpers (PostgreSQL, Redis, the Kafka broker) run on the
+server core too; each section says where its processes ran.
+
+{fanout}{hub}"""
+
+
+def _fanout(pinning: str, table: str, notes: Sequence[str]) -> str:
+    extra = "".join(f"- {note}\n" for note in notes)
+    return f"""## Fan-out
 
 One room of N websocket subscribers (Node `socket.io-client`), one publisher outside
 the room emitting `publish` with a send timestamp and a sequence number; the server
@@ -84,4 +98,5 @@ in-memory manager), `taskhub` is `bench/taskhub_server.py`.
 {DEFLATE_NOTE}
 
 {table}
-{extra}"""
+{extra}
+"""

@@ -2,7 +2,8 @@
 
 Servers are alternated within each repetition (node, stock, taskhub, node, ...)
 so slow drift of the machine (thermal, a neighbour) spreads over all of them
-instead of favouring whichever ran first.
+instead of favouring whichever ran first. `--scenarios` picks the fan-out and the
+scenarios against the real hub (bench/hub_scenarios.py), all by default.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import document, report
+from bench import document, hub_scenarios, report
 from bench.scenarios import Measurement, Scenario, measure
 from bench.servers import REPO_DIR, SERVERS, ServerSpec, start
 
@@ -102,7 +103,9 @@ def redis_note(measurements: Sequence[Measurement], plan: Sequence[Scenario]) ->
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smoke run: N=100, 1 repetition, 2 s")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 repetition of 2 s (fan-out: N=100)"
+    )
     parser.add_argument("--subscribers", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--reps", type=int)
@@ -118,6 +121,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="clients offer permessage-deflate as browsers do (aiohttp accepts; Node refuses)",
     )
     parser.add_argument("--servers", default=",".join(s.name for s in SERVERS))
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(hub_scenarios.ALL),
+        help=f"comma-separated, of: {', '.join(hub_scenarios.ALL)} (default: all)",
+    )
+    hub_scenarios.add_arguments(parser)
     parser.add_argument("--markdown", type=Path, help="write the report here (docs/BENCHMARKS.md)")
     parser.add_argument("--json", type=Path, help="write every repetition's raw figures here")
     args = parser.parse_args(argv)
@@ -140,18 +149,26 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
+    chosen = hub_scenarios.selected(args.scenarios)
     wanted = set(args.servers.split(","))
     servers = [s for s in SERVERS if s.name in wanted]
-    plan = scenarios(args)
-    _, _, pinning = cores()
-    say(f"{len(servers)} servers x {len(plan)} scenarios x {args.reps} repetitions; {pinning}")
-    measurements = run(servers, plan, args.reps)
-    table = report.table(measurements, plan)
+    plan = scenarios(args) if hub_scenarios.FANOUT in chosen else []
+    server_core, generator_core, pinning = cores()
+    measurements: list[Measurement] = []
+    table: str | None = None
+    notes: list[str] = []
     print(pinning)
-    print(table)
-    notes = [generator_note(measurements), *filter(None, [redis_note(measurements, plan)])]
-    for note in notes:
-        print(note)
+    if plan:
+        say(f"{len(servers)} servers x {len(plan)} scenarios x {args.reps} repetitions; {pinning}")
+        measurements = run(servers, plan, args.reps)
+        table = report.table(measurements, plan)
+        print(table)
+        notes = [generator_note(measurements), *filter(None, [redis_note(measurements, plan)])]
+        for note in notes:
+            print(note)
+    sections = hub_scenarios.run(args, chosen, server_core, generator_core, say)
+    for section in sections:
+        print(section.markdown())
     if args.json:
         # raw repetitions, for before/after figures in commit messages
         raw = [{**asdict(m), "cpu_per_1000": m.cpu_per_1000} for m in measurements]
@@ -164,7 +181,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             extra = os.environ.get("BENCH_ARGS", "").strip()
             command = f"make bench BENCH_ARGS='{extra}'" if extra else "make bench"
         text = document.render(
-            machine=report.machine(), command=command, pinning=pinning, table=table, notes=notes
+            machine=report.machine(),
+            command=command,
+            pinning=pinning,
+            table=table,
+            notes=notes,
+            sections=[section.markdown() for section in sections],
         )
         path = args.markdown if args.markdown.is_absolute() else REPO_DIR / args.markdown
         path.write_text(text, encoding="utf-8")

@@ -1,0 +1,340 @@
+"""The real edit path: editors' `task:update` through the hub, next to the same write in
+raw asyncpg.
+
+E editors (each editing its own task, so none conflict; conflicts are still counted)
+keep one `task:update` in flight each on one board watched by W clients that joined
+it, all through the real JWT auth. The hub's ack p50/p99 and edits/s at that
+saturation are compared with a baseline measured in the same run, alternating with
+it: E asyncpg connections doing what one edit must do in the database, in one
+transaction: take the board's next seq (the row lock that serialises a board's
+writers, needed for the gap-free seq of the task_events row), the version-checked
+UPDATE of the task, and the INSERT of its task_events row. The gap between the two
+is what the hub adds: the websocket, auth, validation, the reads of the write path,
+idempotency, the Redis emit claim and the room emit.
+
+`python -m bench.edit_path baseline ...` is the baseline's own process (pinned
+like a generator); its SQL lives here, not in storage/, on purpose: it is the
+yardstick, not the product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from bench.hub_report import (
+    Section,
+    cell,
+    generator_cell,
+    generator_note,
+    ratio,
+    show_ratio,
+    table,
+    verdict,
+)
+from bench.hub_stack import HubStack, Say, drive, node_command, number, optional
+
+NEXT_SEQ = "UPDATE boards SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq"
+UPDATE_TASK = """UPDATE tasks SET title = $3, version = version + 1, updated_at = now()
+    WHERE id = $1 AND version = $2 AND deleted_at IS NULL RETURNING *"""
+INSERT_EVENT = """INSERT INTO task_events
+        (board_id, seq, task_id, type, actor_id, payload, correlation_id, metadata)
+    VALUES ($1, $2, $3, 'task.updated', $4, $5::jsonb, $6, '{}'::jsonb)
+    RETURNING event_id, seq, created_at"""
+
+
+@dataclass(frozen=True, slots=True)
+class HubRun:
+    edits_per_s: float
+    ack_p50_ms: float | None
+    ack_p99_ms: float | None
+    conflicts: int
+    errors: str
+    deliveries_per_s: float
+    delivery_p99_ms: float | None
+    server_cpu_frac: float
+    generator_cpu_frac: float
+    setup_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SqlRun:
+    edits_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    conflicts: int
+
+
+def run_hub(
+    stack: HubStack, server_core: int | None, generator_core: int | None, plan: Plan
+) -> HubRun:
+    hub = stack.start_hub(server_core)
+    try:
+        args = ["--urls", hub.url, "--fixture", str(stack.fixture_file())]
+        args += ["--editors", str(plan.editors), "--watchers", str(plan.watchers)]
+        args += ["--duration", str(plan.duration), "--warmup", str(plan.warmup)]
+        driven = drive(node_command("edits.js", *args), generator_core, [hub])
+    finally:
+        hub.stop()
+    r = driven.result
+    wall = number(r, "wall_s")
+    setup = next((line for line in driven.lines if line.get("event") == "setup"), {})
+    errors = r.get("errors") or {}
+    return HubRun(
+        edits_per_s=number(r, "edits_per_s"),
+        ack_p50_ms=optional(r, "ack_p50_ms"),
+        ack_p99_ms=optional(r, "ack_p99_ms"),
+        conflicts=int(number(r, "conflicts")),
+        errors=json.dumps(errors) if errors else "",
+        deliveries_per_s=number(r, "deliveries_per_s"),
+        delivery_p99_ms=optional(r, "delivery_p99_ms"),
+        server_cpu_frac=driven.server_cpu_s[0] / wall,
+        generator_cpu_frac=number(r, "generator_cpu_frac"),
+        setup_s=number(setup, "seconds") if setup else 0.0,
+    )
+
+
+def run_sql(stack: HubStack, generator_core: int | None, plan: Plan) -> SqlRun:
+    fx = stack.fixture
+    editors = fx.editors[: plan.editors]
+    args = [sys.executable, "-m", "bench.edit_path", "baseline"]
+    args += ["--dsn", stack.env["DATABASE_URL"], "--board", fx.board_id]
+    args += ["--tasks", ",".join(e.task_id for e in editors)]
+    args += ["--actors", ",".join(e.user_id for e in editors)]
+    args += ["--duration", str(plan.duration), "--warmup", str(plan.warmup)]
+    r = drive(args, generator_core).result
+    return SqlRun(
+        edits_per_s=number(r, "edits_per_s"),
+        p50_ms=optional(r, "p50_ms"),
+        p99_ms=optional(r, "p99_ms"),
+        conflicts=int(number(r, "conflicts")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    editors: int
+    watchers: int
+    duration: float
+    warmup: float
+    reps: int
+
+
+def run(
+    stack: HubStack, plan: Plan, server_core: int | None, generator_core: int | None, say: Say
+) -> Section:
+    hub_runs: list[HubRun] = []
+    sql_runs: list[SqlRun] = []
+    for rep in range(1, plan.reps + 1):
+        say(f"edit path {rep}/{plan.reps}: hub, {plan.editors} editors, {plan.watchers} watchers")
+        h = run_hub(stack, server_core, generator_core, plan)
+        hub_runs.append(h)
+        say(
+            f"edit path {rep}/{plan.reps}: hub {h.edits_per_s:,.0f} edits/s, ack p50 "
+            f"{h.ack_p50_ms or 0:.1f} ms p99 {h.ack_p99_ms or 0:.1f} ms "
+            f"(setup {h.setup_s:.1f} s, server {h.server_cpu_frac:.0%} of a core)"
+        )
+        say(f"edit path {rep}/{plan.reps}: raw asyncpg, {plan.editors} connections")
+        s = run_sql(stack, generator_core, plan)
+        sql_runs.append(s)
+        say(
+            f"edit path {rep}/{plan.reps}: raw SQL {s.edits_per_s:,.0f} edits/s, "
+            f"p50 {s.p50_ms or 0:.1f} ms p99 {s.p99_ms or 0:.1f} ms"
+        )
+    return section(plan, hub_runs, sql_runs)
+
+
+def section(plan: Plan, hub: Sequence[HubRun], sql: Sequence[SqlRun]) -> Section:
+    header = [
+        "path",
+        "runs",
+        "edits/s",
+        "vs raw SQL",
+        "ack p50 ms",
+        "vs raw SQL",
+        "ack p99 ms",
+        "conflicts",
+        "task:updated deliveries/s",
+        "send-to-watcher p99 ms",
+        "server core",
+        "generator core (max)",
+    ]
+    sql_rate = [r.edits_per_s for r in sql]
+    sql_p50 = [r.p50_ms for r in sql]
+    p50_ratio = ratio([r.ack_p50_ms for r in hub], sql_p50)
+    errors = "; ".join(sorted({r.errors for r in hub if r.errors}))
+    rows = [
+        [
+            "hub `task:update`",
+            f"x{len(hub)}",
+            cell([r.edits_per_s for r in hub], ",.0f"),
+            show_ratio(ratio([r.edits_per_s for r in hub], sql_rate)),
+            cell([r.ack_p50_ms for r in hub], ".1f"),
+            show_ratio(p50_ratio),
+            cell([r.ack_p99_ms for r in hub], ".1f"),
+            str(sum(r.conflicts for r in hub)),
+            cell([r.deliveries_per_s for r in hub], ",.0f"),
+            cell([r.delivery_p99_ms for r in hub], ".1f"),
+            cell([r.server_cpu_frac * 100 for r in hub], ".0f") + " %",
+            generator_cell([r.generator_cpu_frac for r in hub]),
+        ],
+        [
+            "raw asyncpg (seq + UPDATE + INSERT)",
+            f"x{len(sql)}",
+            cell(sql_rate, ",.0f"),
+            "1.00x",
+            cell(sql_p50, ".1f"),
+            "1.00x",
+            cell([r.p99_ms for r in sql], ".1f"),
+            str(sum(r.conflicts for r in sql)),
+            "-",
+            "-",
+            "-",
+            "-",
+        ],
+    ]
+    about = (
+        f"{plan.editors} editors, each a distinct user with an editor role and its own task, "
+        f"keep one `task:update` (a new title, `base_version` = the version of its last ack) "
+        f"in flight on one board that {plan.watchers} other users (viewers, one connection "
+        "each) joined with `board:join`; every client connects with its own JWT (Node "
+        "`socket.io-client`, `bench/edits.js`). The hub is `taskhub serve` "
+        "(`bench/hub_stack.py`); the baseline is "
+        f"{plan.editors} asyncpg connections (`python -m bench.edit_path baseline`) each "
+        "repeating, on the same tasks of the same board, the transaction an edit needs: "
+        "`UPDATE boards ... RETURNING last_seq` (the board's seq and its writers' lock), "
+        "`UPDATE tasks ... WHERE id = $1 AND version = $2 ... RETURNING *` and "
+        "`INSERT INTO task_events`. Hub and baseline alternate within each repetition; "
+        f"{plan.duration:g} s measured after {plan.warmup:g} s of warm-up. "
+        "*send-to-watcher*: from an edit's send to a watcher's `task:updated` of it. "
+        "The hub shares the server core with PostgreSQL, Redis and Kafka; the generator "
+        "and the baseline's process run on the generator core, in turn."
+    )
+    notes = []
+    if errors:
+        notes.append(f"Edits refused with other codes: {errors}.")
+    notes.append(
+        "Every write of one board takes that board's seq row lock, in the hub and in the "
+        "baseline alike: at saturation both are queues on that lock, so p50 grows with "
+        "the number of editors; edits/s is the board's write throughput."
+    )
+    return Section(
+        title="Edit path",
+        about=about,
+        table=table(header, rows),
+        goal=verdict("ack p50 ≤ 2x the raw SQL round trip's p50", p50_ratio, at_most=2.0),
+        notes=(*notes, *generator_note([r.generator_cpu_frac for r in hub])),
+    )
+
+
+# -- the baseline's own process --------------------------------------------------
+
+
+async def _baseline(args: argparse.Namespace) -> dict[str, object]:
+    tasks = [uuid.UUID(t) for t in args.tasks.split(",")]
+    actors = [uuid.UUID(a) for a in args.actors.split(",")]
+    board = uuid.UUID(args.board)
+    conns = [await asyncpg.connect(args.dsn) for _ in tasks]
+    measuring = False
+    running = True
+    latencies: list[float] = []
+    edits = conflicts = 0
+
+    async def editor(conn: asyncpg.Connection, task: uuid.UUID, actor: uuid.UUID) -> None:
+        nonlocal edits, conflicts
+        version = await conn.fetchval("SELECT version FROM tasks WHERE id = $1", task)
+        count = 0
+        while running:
+            count += 1
+            started = time.perf_counter()
+            async with conn.transaction():
+                seq = await conn.fetchval(NEXT_SEQ, board)
+                row = await conn.fetchrow(UPDATE_TASK, task, version, f"SQL edit {count}")
+                if row is not None:
+                    changes = {"title": {"before": None, "after": row["title"]}}
+                    payload = {"version": row["version"], "changes": changes, "task": dict(row)}
+                    await conn.fetchrow(
+                        INSERT_EVENT,
+                        board,
+                        seq,
+                        task,
+                        actor,
+                        json.dumps(payload, default=str),
+                        "bench-sql",
+                    )
+            took = (time.perf_counter() - started) * 1000
+            if row is None:
+                conflicts += measuring
+                version = await conn.fetchval("SELECT version FROM tasks WHERE id = $1", task)
+                continue
+            version = row["version"]
+            if measuring:
+                edits += 1
+                latencies.append(took)
+
+    loops = [
+        asyncio.create_task(editor(c, t, a)) for c, t, a in zip(conns, tasks, actors, strict=True)
+    ]
+    try:
+        await asyncio.sleep(args.warmup)
+        measuring = True
+        _line({"event": "start"})
+        started = time.perf_counter()
+        await asyncio.sleep(args.duration)
+        measuring = False
+        wall = time.perf_counter() - started
+        _line({"event": "end"})
+        running = False
+        await asyncio.gather(*loops)
+    finally:
+        for loop in loops:
+            loop.cancel()
+        for conn in conns:
+            await conn.close()
+    latencies.sort()
+
+    def pct(p: float) -> float | None:
+        return (
+            latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] if latencies else None
+        )
+
+    return {
+        "event": "result",
+        "wall_s": wall,
+        "edits": edits,
+        "edits_per_s": edits / wall,
+        "p50_ms": pct(50),
+        "p99_ms": pct(99),
+        "conflicts": conflicts,
+    }
+
+
+def _line(obj: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench.edit_path", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    base = sub.add_parser("baseline", help="the raw asyncpg edit loop (one JSON result line)")
+    base.add_argument("--dsn", required=True)
+    base.add_argument("--board", required=True)
+    base.add_argument("--tasks", required=True, help="comma-separated task ids, one per editor")
+    base.add_argument("--actors", required=True, help="comma-separated user ids, one per task")
+    base.add_argument("--duration", type=float, default=5.0)
+    base.add_argument("--warmup", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    _line(asyncio.run(_baseline(args)))
+
+
+if __name__ == "__main__":
+    main()
