@@ -184,3 +184,20 @@ async def new_token(
     )
     assert status == 201, body
     return Token(id=body["token"]["id"], secret=body["secret"], body=body)
+
+
+def presence_states(peer: Peer, user: Account) -> list[str]:
+    return [e["state"] for e in peer.events("presence") if e["user"]["id"] == user.id]
+
+
+async def settled_states(peer: Peer, user: Account, last: str, seconds: float) -> list[str]:
+    """The user's presence events as `peer` heard them, once the last one is `last` and
+    stayed so for a moment. presence:list reads Redis, so it can show a change before
+    the event of that change reached the peer; an event arriving after that would be
+    a stale one."""
+    for _ in range(int(seconds * 10)):
+        if presence_states(peer, user)[-1:] == [last]:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    return presence_states(peer, user)

@@ -14,8 +14,7 @@ import socketio
 
 from hub.workers import RedisRoomEmitter
 from protocol.serializers import Serializer
-from tests.hub.test_presence_faults import _settled_states
-from tests.support import Hub, Peer
+from tests.support import Hub, Peer, settled_states
 
 
 async def test_json_and_msgpack_clients_share_rooms_across_nodes(
@@ -133,7 +132,7 @@ async def test_a_stalled_node_puts_its_msgpack_people_back(
         finally:
             proc.send_signal(signal.SIGCONT)
         await until_present({alice.id, bob.id})  # registered again, board join included
-        states = await _settled_states(watcher, bob, "joined", 5)
+        states = await settled_states(watcher, bob, "joined", 5)
         assert states[-2:] == ["left", "joined"], states
     finally:
         await watcher.close()

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from storage import users
-from tests.support import Account, Hub, Peer
+from tests.support import Account, Hub, Peer, settled_states
 
 
 async def _board(hub: Hub) -> tuple[Account, Account, str]:
@@ -33,23 +33,6 @@ async def _wait_present(peer: Peer, board_id: str, expected: set[str], seconds: 
             return
         await asyncio.sleep(0.1)
     assert await _present(peer, board_id) == expected
-
-
-def _states(peer: Peer, user: Account) -> list[str]:
-    return [e["state"] for e in peer.events("presence") if e["user"]["id"] == user.id]
-
-
-async def _settled_states(peer: Peer, user: Account, last: str, seconds: float) -> list[str]:
-    """The user's presence events as `peer` heard them, once the last one is `last` and
-    stayed so for a moment. presence:list reads Redis, so it can show a change before
-    the event of that change reached the peer; an event arriving after that would be
-    a stale one."""
-    for _ in range(int(seconds * 10)):
-        if _states(peer, user)[-1:] == [last]:
-            break
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(0.5)
-    return _states(peer, user)
 
 
 async def test_closing_a_tab_while_its_join_is_in_flight_leaves_no_ghost(hub: Hub) -> None:
@@ -127,7 +110,7 @@ async def _stall_reap_and_resume(
         finally:
             proc.send_signal(signal.SIGCONT)
         await _wait_present(watcher, board_id, {alice.id, bob.id}, 10)
-        states = await _settled_states(watcher, bob, "joined", 5)
+        states = await settled_states(watcher, bob, "joined", 5)
         assert states[-2:] == ["left", "joined"], states
         assert await _present(watcher, board_id) == {alice.id, bob.id}
         created = await b.call("task:create", {"board_id": board_id, "title": "still here"})
