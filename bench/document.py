@@ -8,26 +8,25 @@ from collections.abc import Sequence
 from bench.scenarios import GENERATOR_LIMIT
 
 TASKHUB_NOTE = (
-    "**What `taskhub` is in this run:** the first step of issue 5 measures the hub's own "
-    "Socket.IO configuration, not yet the full hub: the two servers `hub.app` builds "
-    "(JSON and msgpack, an `AsyncRedisManager` each on the shared channel, built by "
-    "`hub.app._socketio_server` from the hub's `Settings`) with a real Redis, so every "
-    "broadcast is also published to Redis and received by the sibling server as on a hub "
-    "node. Subscribers are not yet authenticated users on a board (`board:join`) and the "
-    "publisher is a bench-only `publish` event; that real path is the next step. Redis "
-    "runs as a child of the server, on the server's core; its CPU is *not* in the CPU "
-    "column (it is reported in the raw results)."
+    "**What `taskhub` is in the fan-out:** the hub's own Socket.IO servers, built by "
+    "`hub.app._socketio_server` from the hub's `Settings` (JSON and msgpack, each with "
+    "the hub's Redis manager on the shared channel, the broadcast fast path of "
+    "`hub/fanout/`, uvloop) with a real Redis, so every broadcast is also published to "
+    "Redis and received by the sibling server as on a hub node. The publisher is a "
+    "bench-only `publish` event, so the figure is the broadcast machinery alone; the "
+    "edit-path section below measures the whole product path (JWT connect, `board:join`, "
+    "`task:update` through PostgreSQL, the room emit). Redis runs as a child of the "
+    "server, on the server's core; its CPU is *not* in the CPU column (it is in the note "
+    "under the table)."
 )
 
 DEFLATE_NOTE = (
-    "**No compression by default:** the generator's clients do not offer "
-    "permessage-deflate, so every server sends the same uncompressed frames. With the "
-    "client's default (it offers it, as browsers do) Node's socket.io server refuses it, "
-    "but aiohttp's `WebSocketResponse`, which python-engineio uses, accepts it: `stock` "
-    "and `taskhub` then deflate every frame for every recipient and the generator inflates "
-    "each one, which makes the generator the limit long before the Python servers are. "
-    "`python -m bench.run --deflate` measures that case; what browsers negotiate with the "
-    "hub is a product question for issue 5."
+    "**No compression:** the generator's clients do not offer permessage-deflate, so "
+    "every server sends the same uncompressed frames. Browsers offer it; Node's "
+    'socket.io server refuses it by default and so does the hub (README: "No '
+    'permessage-deflate"), while stock python-socketio on aiohttp accepts it and then '
+    "deflates every frame for every recipient. `python -m bench.run --deflate` measures "
+    "that case."
 )
 
 

@@ -1,13 +1,13 @@
-"""Taskhub's fan-out, first step: the hub's own Socket.IO configuration, not yet the hub.
+"""Taskhub's fan-out: the hub's own Socket.IO servers with a bench-only publisher.
 
-Not the full hub: subscribers are not authenticated users on a board and the
-publisher is a bench-only `publish` event. What is the hub's is everything on the
-broadcast path: the two servers `hub.app` builds (JSON and msgpack, one
-`AsyncRedisManager` each on the shared channel, the same ping, CORS and buffer
-settings, built by the hub's own factory) and a real Redis, so every emit is
-also published to Redis and taken in by the sibling server, as on a hub node.
-The real path (JWT connect, `board:join`, an emit made by a handler) is the next
-step; docs/BENCHMARKS.md says which one was measured.
+What is the hub's is everything on the broadcast path: the two servers `hub.app`
+builds (JSON and msgpack, each with the hub's Redis manager on the shared
+channel and the fast path of hub/fanout, the same ping, CORS and buffer
+settings, built by the hub's own factory), the hub's event loop choice, and a
+real Redis, so every emit is also published to Redis and taken in by the
+sibling server, as on a hub node. Subscribers are not authenticated users and
+the publisher is a `publish` event, so this measures the broadcast alone; the
+edit-path scenario (bench/edit_path.py) measures the whole product path.
 """
 
 from __future__ import annotations
