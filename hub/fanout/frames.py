@@ -9,6 +9,7 @@ from engineio import packet as eio_packet
 
 TEXT: Final = 0x1
 BINARY: Final = 0x2
+CLOSE: Final = 0x8
 _FIN: Final = 0x80
 _HEADER_SHORT = struct.Struct("!BB")
 _HEADER_MEDIUM = struct.Struct("!BBH")
@@ -26,6 +27,11 @@ def websocket_frame(payload: bytes, opcode: int) -> bytes:
     else:
         header = _HEADER_LONG.pack(first, 127, length)
     return header + payload
+
+
+# A close frame with status 1000 (normal closure): what aiohttp sends when the server
+# closes a websocket, as the stock path does when a client misses its ping.
+CLOSE_NORMAL: Final = websocket_frame(struct.pack("!H", 1000), CLOSE)
 
 
 def message_frame(socketio_packet: str | bytes) -> bytes:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from typing import Any
 
 import engineio
 import socketio
+from aiohttp import web
 from engineio import packet as eio_packet
 from socketio import packet
 
@@ -23,6 +25,73 @@ class HubEngineServer(engineio.AsyncServer):
         self.outbound_buffer_bytes = outbound_buffer_bytes
         # engineio's driver table is module-wide; this server gets its own copy
         self._async = {**self._async, "websocket": DirectWebSocket}  # type: ignore[has-type]
+
+    async def handle_request(self, request: web.Request) -> web.StreamResponse:
+        """engineio's request handler, except for a websocket connect (the usual one),
+        which skips engineio's five nested coroutines (`handle_request`,
+        `_handle_connect`, `handle_get_request`, `_upgrade_websocket`, the driver's
+        call): the connection lives inside its request handler, so each of them, with
+        its locals (the parsed query, the OPEN packet), would stay in memory for as
+        long as it is connected. What engineio's `_handle_connect` does for the
+        websocket transport is done here, inline for the same reason. Anything else,
+        malformed or refused requests included, takes engineio's path."""
+        if not self._is_websocket_connect(request):
+            return await super().handle_request(request)  # type: ignore[no-any-return]
+        environ: dict[str, Any] = self._async["translate_request"](request)
+        origin = environ.get("HTTP_ORIGIN")
+        if origin and self.cors_allowed_origins != []:
+            allowed = self._cors_allowed_origins(environ)
+            if allowed is not None and origin not in allowed:
+                return await super().handle_request(request)  # type: ignore[no-any-return]
+
+        if self.start_service_task:  # type: ignore[has-type]  # engineio is untyped
+            self.start_service_task = False
+            self.service_task_handle = self.start_background_task(self._service_task)
+        sid = self.generate_id()
+        socket = DirectSocket(self, sid)
+        self.sockets[sid] = socket
+        await socket.send(
+            eio_packet.Packet(
+                eio_packet.OPEN,
+                {
+                    "sid": sid,
+                    "upgrades": self._upgrades(sid, "websocket"),
+                    "pingTimeout": int(self.ping_timeout * 1000),
+                    "pingInterval": int(self.ping_interval + self.ping_interval_grace_period)
+                    * 1000,
+                    "maxPayload": self.max_http_buffer_size,
+                },
+            )
+        )
+        accepted = await self._trigger_event("connect", sid, environ, run_async=False)
+        if accepted is not None and accepted is not True:
+            del self.sockets[sid]
+            self.logger.warning("Application rejected connection")
+            return await self._make_response(  # type: ignore[no-any-return]
+                self._unauthorized(accepted or None), environ
+            )
+        socket.schedule_ping()
+        ws = DirectWebSocket(socket._websocket_handler, self)
+        if await ws.accept(environ):
+            await socket._websocket_handler(ws)
+        if socket.closed and sid in self.sockets:
+            del self.sockets[sid]
+        return ws.response
+
+    def _is_websocket_connect(self, request: web.Request) -> bool:
+        """A valid Engine.IO 4 websocket connect, as engineio would judge it. Parsed
+        here, not kept: `request.query` would be cached on the request."""
+        if request.method != "GET" or "websocket" not in self.transports:
+            return False
+        query = urllib.parse.parse_qs(request.query_string)
+        if "sid" in query or "j" in query or query.get("EIO") != ["4"]:
+            return False
+        if query.get("transport", ["polling"])[0] != "websocket":
+            return False
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return False
+        connection = request.headers.get("Connection", "").lower().split(",")
+        return "upgrade" in (token.strip() for token in connection)
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == "connect":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from engineio import exceptions, packet
@@ -13,12 +14,81 @@ from hub.fanout.frames import engineio_frame
 from hub.fanout.websocket import DirectWebSocket
 from hub.fanout.writer import FrameWriter
 
+# Every ping is the same bytes: the Engine.IO PING packet ("2") in a text frame.
+_PING_FRAME = engineio_frame(packet.Packet(packet.PING))
+
 
 class DirectSocket(AsyncSocket):
     """engineio's socket with the websocket writer task and queue replaced by a
-    `FrameWriter`. Long-polling (and a connection mid-upgrade) keeps the queue."""
+    `FrameWriter`. Long-polling (and a connection mid-upgrade) keeps the queue.
+
+    An idle connection is mostly memory, so a websocket one holds no more than it
+    needs: no queue once it writes to its transport (an `asyncio.Queue` is four
+    deques, about 3.5 KiB), and one timer instead of engineio's ping task and its
+    reader's `wait_for` task: the timer sends the next ping and, once sent, waits
+    `ping_timeout` for the answer (as Node's engine.io does); a client that misses
+    it is dropped, which is what ends the reader of a half-open connection.
+    """
 
     frames: FrameWriter | None = None
+    last_ping: float | None  # engineio's: when the last ping went out, None once answered
+    ping_missed = False
+    _timer: asyncio.TimerHandle | None = None
+
+    @property
+    def queue(self) -> asyncio.Queue[packet.Packet | None]:
+        """engineio's outgoing queue, made again on demand once a websocket-only
+        socket has let it go (`close(wait=True)` joins it: an empty one at once)."""
+        queue: asyncio.Queue[packet.Packet | None] | None = self.__dict__.get("queue")
+        if queue is None:
+            queue = self.__dict__["queue"] = self.server.create_queue()
+        return queue
+
+    @queue.setter
+    def queue(self, queue: asyncio.Queue[packet.Packet | None]) -> None:
+        self.__dict__["queue"] = queue
+
+    def _set_timer(self, delay: float, callback: Callable[[], None]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, callback)
+
+    def schedule_ping(self) -> None:
+        """Called at connect and on each PONG. engineio starts a task that sleeps
+        `ping_interval` here: a task, a coroutine and a future per connection."""
+        # as engineio: only once the client answered the previous ping
+        if self.last_ping:
+            self.last_ping = None
+            self._set_timer(self.server.ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        """engineio's `_send_ping` after its sleep: what `send` does with a PING, whose
+        ping-timeout check cannot fail (`last_ping` was just set)."""
+        self._timer = None
+        if self.closing or self.closed:
+            return
+        self.last_ping = time.time()
+        frames = self.frames
+        if frames is None:
+            # long-polling: the poll request's own timeout notices a client gone
+            self.queue.put_nowait(packet.Packet(packet.PING))
+        else:
+            frames.write(_PING_FRAME)
+            self._set_timer(self.server.ping_timeout, self._pong_missed)
+
+    def _pong_missed(self) -> None:
+        """No PONG within `ping_timeout`: the websocket is closed, as the stock path
+        does; the reader loop sees it end and closes the socket (`ping timeout`)."""
+        self._timer = None
+        if self.frames is not None and not self.closed:
+            self.ping_missed = True
+            self.frames.end()
+
+    def _stop_timer(self) -> None:
+        """A closed socket needs no ping; the timer would keep it alive until then."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def send(self, pkt: packet.Packet) -> None:
         frames = self.frames
@@ -41,36 +111,50 @@ class DirectSocket(AsyncSocket):
             writer.write(frame)
         return True
 
-    def _start_writing(self, ws: DirectWebSocket) -> None:
+    def _start_writing(self, ws: DirectWebSocket, *, release_queue: bool) -> None:
         """From here on packets go to the transport; what was queued before (the OPEN
-        packet, or what arrived during an upgrade) goes first, in order."""
+        packet, or what arrived during an upgrade) goes first, in order.
+
+        A socket that was never polled lets the emptied queue go: nothing waits on it.
+        One upgraded from polling keeps it, in case a poll request still holds it.
+        """
         assert ws.transport is not None
         frames = FrameWriter(ws.transport, self.server.outbound_buffer_bytes, self.sid)
+        queue = self.queue
         while True:
             try:
-                pkt = self.queue.get_nowait()
+                pkt = queue.get_nowait()
             except asyncio.QueueEmpty:
                 break
-            self.queue.task_done()
+            queue.task_done()
             if pkt is not None:
                 frames.write(engineio_frame(pkt))
         ws.frames = self.frames = frames
+        if release_queue:
+            del self.__dict__["queue"]
+        last_ping = self.last_ping
+        if last_ping:
+            # a ping sent while polling is unanswered: its deadline still applies
+            remaining = last_ping + self.server.ping_timeout - time.time()
+            self._set_timer(max(remaining, 0.0), self._pong_missed)
+
+    async def _upgrade_read(self, ws: DirectWebSocket) -> str | bytes:
+        """A message of the upgrade handshake, bounded like every other one. A method,
+        not engineio's closure: the handler's frame lives as long as the connection."""
+        data = await ws.wait()
+        if data and len(data) > self.server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return data
 
     async def _websocket_handler(self, ws: Any) -> None:
         """engineio's handler (upgrade handshake, reader loop) without its writer task."""
         server = self.server
-
-        async def websocket_wait() -> str | bytes:
-            data = await ws.wait()
-            if data and len(data) > server.max_http_buffer_size:
-                raise ValueError("packet is too large")
-            return data  # type: ignore[no-any-return]
-
-        if self.connected:  # type: ignore[has-type]  # engineio is untyped
+        polled = bool(self.connected)  # type: ignore[has-type]  # engineio is untyped
+        if polled:
             # an upgrade from long-polling: probe, then the UPGRADE packet
             self.upgrading = True
             try:
-                pkt = await websocket_wait()
+                pkt = await self._upgrade_read(ws)
             except OSError:
                 return
             decoded = packet.Packet(encoded_packet=pkt)
@@ -81,7 +165,7 @@ class DirectSocket(AsyncSocket):
             await ws.send(packet.Packet(packet.PONG, data="probe").encode())
             await self.queue.put(packet.Packet(packet.NOOP))  # ends the pending poll
             try:
-                pkt = await websocket_wait()
+                pkt = await self._upgrade_read(ws)
             except OSError:
                 self.upgrading = False
                 return
@@ -101,14 +185,18 @@ class DirectSocket(AsyncSocket):
             self.connected = True
             self.upgraded = True
 
-        self._start_writing(ws)
+        self._start_writing(ws, release_queue=not polled)
         server.logger.info("%s: Upgrade to websocket successful", self.sid)
 
+        # no read timeout (engineio's wait_for is a task per read): a silent client
+        # misses its ping's deadline, and `_pong_missed` closes the websocket
         while True:
             try:
-                received = await asyncio.wait_for(
-                    websocket_wait(), server.ping_interval + server.ping_timeout
-                )
+                received = (await ws.receive()).data  # not `wait`: a frame fewer
+                if not isinstance(received, bytes | str):
+                    break  # closed
+                if received and len(received) > server.max_http_buffer_size:
+                    raise ValueError("packet is too large")
             except (asyncio.CancelledError, Exception):
                 # as engineio does: a cancelled handler (shutdown) still closes the
                 # socket below, so the application sees the disconnect
@@ -125,7 +213,12 @@ class DirectSocket(AsyncSocket):
             except Exception:
                 server.logger.exception("Unknown receive error")
 
+        self._stop_timer()
         await ws.close()
-        overflowed = ws.frames is not None and ws.frames.overflowed
-        reason = server.reason.TRANSPORT_ERROR if overflowed else server.reason.TRANSPORT_CLOSE
+        if ws.frames is not None and ws.frames.overflowed:
+            reason = server.reason.TRANSPORT_ERROR
+        elif self.ping_missed:
+            reason = server.reason.PING_TIMEOUT
+        else:
+            reason = server.reason.TRANSPORT_CLOSE
         await self.close(wait=False, abort=True, reason=reason)

@@ -10,18 +10,54 @@ refuses it by default as well; messages are small JSON or msgpack.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMessage, web
 
 from hub.fanout.writer import FrameWriter
+
+# What engineio's WSGI-style environ holds that nothing reads once the handshake is
+# done: the WSGI plumbing and the handshake's own headers. The application's connect
+# handler (the Socket.IO CONNECT comes later) reads the rest: the client's address,
+# user agent, origin, proxy headers, query string; "aiohttp.request" stays for the rest.
+_HANDSHAKE_ONLY = frozenset(
+    {
+        "wsgi.input",
+        "wsgi.errors",
+        "wsgi.version",
+        "wsgi.async",
+        "wsgi.multithread",
+        "wsgi.multiprocess",
+        "wsgi.run_once",
+        "SERVER_SOFTWARE",
+        "HTTP_CONNECTION",
+        "HTTP_UPGRADE",
+        "HTTP_SEC_WEBSOCKET_KEY",
+        "HTTP_SEC_WEBSOCKET_VERSION",
+        "HTTP_SEC_WEBSOCKET_EXTENSIONS",
+        "HTTP_ACCEPT_ENCODING",
+        "HTTP_CACHE_CONTROL",
+        "HTTP_PRAGMA",
+    }
+)
+
+
+def shrink_environ(environ: dict[str, Any]) -> None:
+    """Drop the handshake-only keys from `environ`, in place: python-socketio keeps
+    this very dict for the connection's lifetime (and engineio's frames hold it), and
+    a dict never gives back its table when keys are deleted, only when cleared."""
+    kept = {key: value for key, value in environ.items() if key not in _HANDSHAKE_ONLY}
+    environ.clear()
+    environ.update(kept)
 
 
 class DirectWebSocket:
     """The interface engineio's socket expects from a driver (`send`, `wait`, `close`)
     plus `transport`, for the `FrameWriter` the socket puts in `frames` once the
-    connection is a websocket."""
+    connection is a websocket. Slotted: one lives as long as its connection."""
+
+    __slots__ = ("_sock", "environ", "frames", "handler", "server", "transport")
 
     def __init__(self, handler: Callable[[DirectWebSocket], Awaitable[None]], server: Any) -> None:
         self.handler = handler
@@ -29,16 +65,32 @@ class DirectWebSocket:
         self._sock = web.WebSocketResponse(max_msg_size=server.max_http_buffer_size, compress=False)
         self.transport: asyncio.Transport | None = None
         self.frames: FrameWriter | None = None
+        self.environ: dict[str, Any] = {}
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        """engineio's driver call: the handshake, then the socket's handler until the
+        connection ends (the upgrade from long-polling comes this way)."""
+        if await self.accept(environ):
+            await self.handler(self)
+        return self._sock
+
+    async def accept(self, environ: dict[str, Any]) -> bool:
+        """The websocket handshake; False when the client left during it. Separate
+        from `__call__` so a websocket connect can run the handler one coroutine
+        frame shallower (see `HubEngineServer.handle_request`)."""
         request: web.Request = environ["aiohttp.request"]
         await self._sock.prepare(request)
         # a stream transport: write, write buffer size, abort
         self.transport = request.transport  # type: ignore[assignment]
-        if self.transport is None:  # the client left during the handshake
-            return self._sock
+        if self.transport is None:
+            return False
+        # engineio has read what it needs from the handshake (upgrade headers)
+        shrink_environ(environ)
         self.environ = environ
-        await self.handler(self)
+        return True
+
+    @property
+    def response(self) -> web.WebSocketResponse:
         return self._sock
 
     async def close(self) -> None:
@@ -58,3 +110,8 @@ class DirectWebSocket:
         if not isinstance(msg.data, bytes | str):
             raise OSError("websocket closed")
         return msg.data
+
+    def receive(self) -> Coroutine[Any, Any, WSMessage]:
+        """aiohttp's `receive` itself, for the reader loop: one coroutine frame fewer
+        per idle connection than `wait` (the loop checks `msg.data` instead)."""
+        return self._sock.receive()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from hub.fanout.frames import CLOSE_NORMAL
+
 log = logging.getLogger(__name__)
 
 
@@ -42,6 +44,16 @@ class FrameWriter:
                 extra={"sid": self.sid, "unsent_bytes": transport.get_write_buffer_size()},
             )
             transport.abort()
+
+    def end(self) -> None:
+        """Close the websocket from this side: a close frame, then the connection
+        once what is buffered went out (a dead client's is dropped by the kernel)."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._transport.is_closing():
+            self._transport.write(CLOSE_NORMAL)
+            self._transport.close()
 
     def close(self) -> None:
         """No data frame may follow the websocket close frame."""
