@@ -57,6 +57,12 @@ class Settings:
     # far more than any single ack (client payloads are capped at max_payload_bytes).
     outbound_buffer_bytes: int = 4 * 1024 * 1024
     kafka_idempotence: bool = True
+    # How long the broker may hold a consumer's fetch when it has nothing new. Real
+    # Kafka answers as soon as a record arrives, so this only paces idle polls; the
+    # embedded broker (tansu) answers late in proportion to it (with aiokafka's
+    # default of 500 ms a record waited ~115 ms, with 50 ms under 10 ms), and every
+    # room emit of another service's record waits on it.
+    kafka_fetch_max_wait_ms: int = 50
     catch_up_window: int = 10_000
     outbox_poll_interval: float = 1.0
     outbox_batch_size: int = 500
@@ -175,6 +181,9 @@ class Settings:
                 "OUTBOUND_BUFFER_BYTES", cls.outbound_buffer_bytes, int, 64 * 1024, 2**30
             ),
             kafka_idempotence=flag("KAFKA_IDEMPOTENCE", cls.kafka_idempotence),
+            kafka_fetch_max_wait_ms=num(
+                "KAFKA_FETCH_MAX_WAIT_MS", cls.kafka_fetch_max_wait_ms, int, 1, 30_000
+            ),
             catch_up_window=num("CATCH_UP_WINDOW", cls.catch_up_window, int, 1, 10**7),
             outbox_poll_interval=num(
                 "OUTBOX_POLL_INTERVAL", cls.outbox_poll_interval, float, 0.01, 600

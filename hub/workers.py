@@ -57,6 +57,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
         topic_prefix=settings.kafka_topic_prefix,
         kafka_idempotence=settings.kafka_idempotence,
+        kafka_fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         outbox_poll_interval=settings.outbox_poll_interval,
         outbox_batch_size=settings.outbox_batch_size,
         scheduler_interval=settings.scheduler_interval,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -53,6 +55,31 @@ async def get_for_member(conn: Connection, board_id: uuid.UUID, user_id: uuid.UU
         user_id,
     )
     return _board(row) if row else None
+
+
+@dataclass(frozen=True)
+class Access:
+    """What `board:join` needs to know before it enters the rooms."""
+
+    role: BoardRole | None  # None: not a member
+    channel_id: uuid.UUID | None  # the board's chat channel
+
+
+async def access(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUID) -> Access | None:
+    """The caller's role and the board's chat channel, or None when the board does not
+    exist: one round trip where the join made up to three (role, existence, channel)."""
+    row = await conn.fetchrow(
+        """SELECT m.role, c.id AS channel_id FROM boards b
+           LEFT JOIN board_members m ON m.board_id = b.id AND m.user_id = $2
+           LEFT JOIN chat_channels c ON c.board_id = b.id AND c.is_board_channel
+           WHERE b.id = $1""",
+        board_id,
+        user_id,
+    )
+    if row is None:
+        return None
+    role = BoardRole(row["role"]) if row["role"] else None
+    return Access(role=role, channel_id=row["channel_id"])
 
 
 async def role_of(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUID) -> BoardRole | None:
@@ -110,6 +137,16 @@ async def lock(conn: Connection, board_id: uuid.UUID) -> None:
     event kept already?) still holds when the next seq is taken."""
     if await conn.fetchval("SELECT true FROM boards WHERE id = $1 FOR UPDATE", board_id) is None:
         raise NotFound("board not found")
+
+
+async def lock_many(conn: Connection, board_ids: Collection[uuid.UUID]) -> None:
+    """`lock` for several boards in one round trip, in id order, so two lockers of
+    overlapping sets never wait on each other crosswise. A board that does not exist
+    is simply not locked (nothing can be kept on it)."""
+    await conn.execute(
+        "SELECT true FROM boards WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+        sorted(set(board_ids)),
+    )
 
 
 async def count_owners(conn: Connection, board_id: uuid.UUID) -> int:

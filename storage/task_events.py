@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,36 +85,67 @@ async def append(
 
 
 async def append_relayed(
-    conn: Connection, *, seq: int, task: Task, record: TaskEventRecord
-) -> TaskEvent:
-    """Insert an event another service produced on Kafka as the board's next entry.
+    conn: Connection, relayed: Sequence[tuple[TaskEventRecord, Task]]
+) -> dict[uuid.UUID, TaskEvent]:
+    """Insert events other services produced on Kafka, each as its board's next entry.
 
-    It is stored already published (it came from Kafka), with the stored task as
+    One statement for the whole batch, so a fetch of many records costs one round
+    trip: it skips every event_id stored already (a redelivery another member of
+    the group kept first; only the first of repeats within `relayed` counts), moves
+    each board's seq on by the number it keeps, and numbers the kept events in
+    `relayed` order. The caller holds the boards' locks (boards.lock_many), which
+    makes the skip and the seqs hold until commit.
+
+    Each is stored already published (it came from Kafka), with the stored task as
     its snapshot. Its version is 0, so the field merge never counts its changes:
     the event tells of a change, it did not make one through the hub's lock. The
-    actor is kept only if such a user exists.
+    actor is kept only if such a user exists. Returns what was inserted, by event_id.
     """
-    payload = {"version": 0, "changes": record.changes, "task": to_wire(task)}
-    row = await conn.fetchrow(
-        f"""INSERT INTO task_events
+    first: dict[uuid.UUID, tuple[TaskEventRecord, Task]] = {}
+    for record, task in relayed:
+        first.setdefault(record.event_id, (record, task))
+    rows = list(first.values())
+    if not rows:
+        return {}
+    found = await conn.fetch(
+        f"""WITH new AS MATERIALIZED (
+                SELECT n.* FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],
+                                       $5::uuid[], $6::text[], $7::text[], $8::text[],
+                                       $9::text[], $10::text[])
+                    WITH ORDINALITY AS n(event_id, board_id, task_id, type, actor_id, payload,
+                                         correlation_id, trace_id, source, metadata, ord)
+                WHERE NOT EXISTS (SELECT 1 FROM task_events e WHERE e.event_id = n.event_id)
+            ), bumped AS (
+                UPDATE boards b SET last_seq = b.last_seq + c.n
+                FROM (SELECT board_id, count(*) AS n FROM new GROUP BY board_id) c
+                WHERE b.id = c.board_id
+                RETURNING b.id, b.last_seq - c.n AS base
+            )
+            INSERT INTO task_events
                 (event_id, board_id, seq, task_id, type, actor_id, payload, correlation_id,
                  trace_id, source, metadata, published_at)
-            VALUES ($1, $2, $3, $4, $5, (SELECT id FROM users WHERE id = $6), $7, $8,
-                    $9, $10, $11, now())
+            SELECT new.event_id, new.board_id,
+                   bumped.base + row_number() OVER (PARTITION BY new.board_id ORDER BY new.ord),
+                   new.task_id, new.type, u.id, new.payload::jsonb, new.correlation_id,
+                   new.trace_id, new.source, new.metadata::jsonb, now()
+            FROM new JOIN bumped ON bumped.id = new.board_id
+            LEFT JOIN users u ON u.id = new.actor_id
             RETURNING {_COLUMNS}""",
-        record.event_id,
-        task.board_id,
-        seq,
-        task.id,
-        record.type,
-        record.actor_id,
-        payload,
-        record.correlation_id,
-        record.trace_id,
-        record.source,
-        record.metadata,
+        [record.event_id for record, _ in rows],
+        [task.board_id for _, task in rows],
+        [task.id for _, task in rows],
+        [record.type for record, _ in rows],
+        [record.actor_id for record, _ in rows],
+        [
+            json.dumps({"version": 0, "changes": record.changes, "task": to_wire(task)})
+            for record, task in rows
+        ],
+        [record.correlation_id for record, _ in rows],
+        [record.trace_id for record, _ in rows],
+        [record.source for record, _ in rows],
+        [json.dumps(record.metadata) for record, _ in rows],
     )
-    return _event(row)
+    return {row["event_id"]: _event(row) for row in found}
 
 
 async def by_event_id(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -10,11 +11,12 @@ from typing import Any
 import asyncpg
 
 from protocol.errors import InvalidPayload
-from protocol.models import Task, TaskStatus
+from protocol.models import BoardRole, Task, TaskStatus
 from storage import cursors
 from storage.db import Connection
 
 _COLUMNS = ", ".join(Task.__struct_fields__)
+_T_COLUMNS = ", ".join(f"t.{name}" for name in Task.__struct_fields__)
 
 # Fields a client may set; their names are also the column names.
 EDITABLE = frozenset(
@@ -80,6 +82,33 @@ async def insert(
 async def get(conn: Connection, task_id: uuid.UUID) -> Task | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM tasks WHERE id = $1", task_id)
     return _task(row) if row else None
+
+
+async def get_many(conn: Connection, task_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Task]:
+    """The stored tasks among `task_ids` (deleted ones too), in one round trip."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM tasks WHERE id = ANY($1::uuid[])", list(set(task_ids))
+    )
+    return {row["id"]: _task(row) for row in rows}
+
+
+async def get_with_role(
+    conn: Connection, task_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[Task, BoardRole | None] | None:
+    """A task and the role `user_id` holds on its board, in one round trip: what a
+    write reads before it takes the board's seq lock."""
+    row = await conn.fetchrow(
+        f"""SELECT {_T_COLUMNS}, m.role AS member_role FROM tasks t
+            LEFT JOIN board_members m ON m.board_id = t.board_id AND m.user_id = $2
+            WHERE t.id = $1""",
+        task_id,
+        user_id,
+    )
+    if row is None:
+        return None
+    values = dict(row)
+    role = values.pop("member_role")
+    return Task(**values), BoardRole(role) if role else None
 
 
 async def update_if_version(

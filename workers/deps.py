@@ -26,6 +26,7 @@ class WorkerConfig:
     kafka_bootstrap_servers: str
     topic_prefix: str
     kafka_idempotence: bool
+    kafka_fetch_max_wait_ms: int
     outbox_poll_interval: float
     outbox_batch_size: int
     scheduler_interval: float

@@ -82,6 +82,9 @@ async def consume(
         auto_offset_reset="earliest",
         max_poll_records=500,
         metadata_max_age_ms=5_000,
+        # aiokafka's 500 ms default made the embedded broker hold records that long
+        # before a room saw them; see Settings.kafka_fetch_max_wait_ms
+        fetch_max_wait_ms=deps.config.kafka_fetch_max_wait_ms,
     )
     if not await start_with_retry(consumer, stop, name):
         return

@@ -160,6 +160,35 @@ async def test_malformed_and_unfounded_records_are_skipped_and_the_next_good_one
     await other_peer.close()
 
 
+async def test_records_of_two_boards_fetched_together_keep_each_boards_order(
+    start_hub: StartHub,
+) -> None:
+    """Records produced before the bridge's group forms come in one fetch: each board
+    still numbers its own records in produced order, a repeat is kept once, and a
+    rejected record in between takes no seq."""
+    hub: Hub = await start_hub(EMBEDDED_WORKERS="bridge")
+    board_a, task_a, peer_a = await _board_with_task(hub)
+    board_b, task_b, peer_b = await _board_with_task(hub)
+    bootstrap = hub.settings.kafka_bootstrap_servers
+    topic = hub.settings.kafka_topic_prefix + "task_events"
+    a1, a2, a3 = (foreign_event(board_a, task_a) for _ in range(3))
+    b1, b2 = (foreign_event(board_b, task_b) for _ in range(2))
+    contradicting = foreign_event(board_b, task_b, type="task.deleted")
+    ordered = [a1, b1, a2, a1, contradicting, b2, a3]
+    await produce(bootstrap, topic, [encode(r) for r in ordered], key=b"one-partition")
+
+    for peer, wanted in ((peer_a, [a1, a2, a3]), (peer_b, [b1, b2])):
+        await wait_for_event_ids(peer, {str(r.event_id) for r in wanted}, timeout=WARM_UP)
+        received = [(d["event_id"], d["seq"]) for n, d in peer.received if n == "task:updated"]
+        assert received == [(str(r.event_id), seq) for seq, r in enumerate(wanted, start=2)]
+        board_id = board_a if peer is peer_a else board_b
+        joined = await peer.call("board:join", {"board_id": board_id, "since_seq": 1})
+        assert [e["event_id"] for e in joined["data"]["events"]] == [
+            str(r.event_id) for r in wanted
+        ]
+        await peer.close()
+
+
 async def _wait_published(hub: Hub, event_id: str, timeout: float = 10) -> None:
     conn = await hub.db()
     try:
