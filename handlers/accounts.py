@@ -31,11 +31,17 @@ _BAD_LOGIN = "wrong email or password"
 
 
 async def active_user(conn: Connection, claims: AccessClaims) -> User:
-    """The token's user, if still active and its login not revoked."""
-    user = await users.get(conn, claims.user_id)
-    if user is None or not user.is_active:
+    """The token's user, if still active and its login not revoked.
+
+    Both are read from PostgreSQL on every call, in one query: a logout or a
+    deactivation refuses the next connect at once, which a check of the JWT alone
+    could not promise before the token expires.
+    """
+    found = await users.get_with_login(conn, claims.user_id, claims.session_id)
+    if found is None or not found[0].is_active:
         raise Unauthorized("this account is not active")
-    if claims.session_id is not None and not await sessions.family_is_live(conn, claims.session_id):
+    user, login_live = found
+    if not login_live:
         raise Unauthorized("this session has ended; log in again")
     return user
 

@@ -46,7 +46,7 @@ from storage import boards, channels, chat_messages, users
 from storage.db import Connection, transaction
 
 if TYPE_CHECKING:
-    from handlers.socket_hub import Caller, HubNamespace
+    from handlers.socket_hub import Caller, HubNamespace, Turn
 
 # `@name`: a member's name without spaces, or the part of their email before the @
 _MENTION = re.compile(r"(?<![\w@])@([\w.\-]{1,64})")
@@ -69,8 +69,11 @@ async def _emit(
     type: ChatEventType,
     message: ChatMessage,
     channel: Channel,
+    turn: Turn | None = None,
 ) -> None:
-    await ns.emit_claimed(event_id, CHAT_SERVER_EVENTS[type], to_wire(message), chat_rooms(channel))
+    await ns.emit_claimed(
+        event_id, CHAT_SERVER_EVENTS[type], to_wire(message), chat_rooms(channel), turn
+    )
 
 
 async def chat_channels(ns: HubNamespace, caller: Caller, payload: ChatChannels) -> dict[str, Any]:
@@ -148,7 +151,16 @@ async def chat_leave(ns: HubNamespace, caller: Caller, payload: ChatLeave) -> di
 
 
 async def _target_channel(conn: Connection, caller: Caller, payload: ChatSend) -> Channel:
+    """The channel a send writes to, locked until the transaction ends (its writers'
+    order, and what makes "was this message stored already?" still true at insert).
+
+    The caller's membership of a channel is checked once, after the lock, so a
+    removal that committed while the send waited is seen. A DM's two members are
+    its senders by construction; a first DM is made here and rolls back with a
+    refused send (a reused `client_msg_id` leaves no empty DM).
+    """
     if payload.channel_id is not None:
+        await channels.lock(conn, payload.channel_id)
         return await require_member(conn, payload.channel_id, caller.user_id)
     assert payload.to_user_id is not None  # the payload checked: one of the two
     other = await users.get(conn, payload.to_user_id)
@@ -156,15 +168,9 @@ async def _target_channel(conn: Connection, caller: Caller, payload: ChatSend) -
         raise NotFound("user not found")
     if not await boards.share_a_board(conn, caller.user_id, other.id):
         raise Forbidden("you can message people you share a board with")
-    if payload.client_msg_id is not None:
-        # a resend: its DM exists; a reused id must not leave an empty DM behind
-        earlier = await chat_messages.by_client_msg_id(conn, caller.user_id, payload.client_msg_id)
-        if earlier is not None:
-            channel = await channels.get(conn, earlier.channel_id)
-            if channel.kind != ChannelKind.DM or other.id not in {m.id for m in channel.members}:
-                raise _reused_client_msg_id()
-            return channel
-    return await channels.find_or_create_dm(conn, caller.user_id, other.id)
+    channel = await channels.find_or_create_dm(conn, caller.user_id, other.id)
+    await channels.lock(conn, channel.id)
+    return channel
 
 
 def _reused_client_msg_id() -> InvalidPayload:
@@ -172,14 +178,12 @@ def _reused_client_msg_id() -> InvalidPayload:
 
 
 async def chat_send(ns: HubNamespace, caller: Caller, payload: ChatSend) -> dict[str, Any]:
-    """Store (once per `client_msg_id`), publish, emit. A resend gets the stored
-    message back and emits nothing: the first send did."""
-    async with transaction(ns.deps.pool) as conn:
-        channel = await _target_channel(conn, caller, payload)  # a first DM is made here
-    async with ns.in_order(channel.id):
+    """Store (once per `client_msg_id`), publish, emit, in one transaction. A resend
+    gets the stored message back and emits nothing: the first send did."""
+    turn: Turn | None = None
+    try:
         async with transaction(ns.deps.pool) as conn:
-            await channels.lock(conn, channel.id)
-            await require_member(conn, channel.id, caller.user_id)
+            channel = await _target_channel(conn, caller, payload)
             if payload.client_msg_id is not None:
                 earlier = await chat_messages.by_client_msg_id(
                     conn, caller.user_id, payload.client_msg_id
@@ -209,7 +213,12 @@ async def chat_send(ns: HubNamespace, caller: Caller, payload: ChatSend) -> dict
             event_id = await chat_messages.publish(
                 conn, ChatEventType.MESSAGE, message, correlation.current()
             )
-        await _emit(ns, event_id, ChatEventType.MESSAGE, message, channel)
+            # before commit: this node emits the channel's messages in seq order
+            turn = ns.emit_turn(channel.id)
+        await _emit(ns, event_id, ChatEventType.MESSAGE, message, channel, turn)
+    finally:
+        if turn is not None:
+            turn.release()
     return {"message": to_wire(message), "duplicate": False}
 
 

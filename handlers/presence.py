@@ -35,11 +35,8 @@ def announced(ns: HubNamespace, count: int = 1) -> None:
 
 
 async def users_on_board(ns: HubNamespace, board_id: uuid.UUID) -> list[PublicUser]:
-    ids = await ns.deps.presence.users_on_board(board_id)
-    if not ids:
-        return []
-    async with ns.deps.pool.acquire() as conn:
-        return await users.public(conn, ids)
+    """Read from Redis alone: the names are kept with the presence (storage/presence.py)."""
+    return await ns.deps.presence.users_on_board(board_id)
 
 
 async def _names(ns: HubNamespace, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -106,9 +103,10 @@ async def register_again(ns: HubNamespace) -> None:
                 continue
             board_id = uuid.UUID(room.removeprefix("board:"))
             try:
-                if await ns.deps.presence.join_board(
+                joined = await ns.deps.presence.join_board(
                     sid, caller.user_id, board_id, name=caller.name
-                ):
+                )
+                if joined.first:
                     announced(ns)
             except ConnectionGone:
                 break  # closed while we were re-registering

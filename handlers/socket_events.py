@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers import chat, idempotency, notifications, presence, reminders, task_service, triage
-from handlers.socket_hub import Caller, EventHandler, HubNamespace, Route
+from handlers.socket_hub import Caller, EventHandler, HubNamespace, Route, Turn
 from protocol import correlation
 from protocol.bots import Scope
 from protocol.catalog import CLIENT_EVENTS
@@ -31,19 +31,30 @@ from storage.task_events import Origin
 
 async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> dict[str, Any]:
     """Enter the room first, then read: an event racing the join arrives twice at
-    worst (the client drops seqs it has), never not at all."""
+    worst (the client drops seqs it has), never not at all.
+
+    Its round trips do not grow with the people on the board: one query for the
+    membership and the board's channel, one Redis script that records the presence
+    and returns who is there (no database read of their names), and the snapshot's
+    transaction."""
     async with ns.deps.pool.acquire() as conn:
-        await task_service.require_role(conn, payload.board_id, caller.user_id, write=False)
-        # the board's channel comes with the board, for those who may read chat
-        channel_id = None
-        if caller.allows(Scope.CHAT_READ):
-            channel_id = (await channels.board_channel(conn, payload.board_id)).id
+        access = await boards.access(conn, payload.board_id, caller.user_id)
+    if access is None:
+        raise NotFound("board not found")
+    if access.role is None:
+        raise Forbidden("you are not a member of this board")
+    # the board's channel comes with the board, for those who may read chat
+    channel_id = None
+    if caller.allows(Scope.CHAT_READ):
+        if access.channel_id is None:
+            raise NotFound("board not found")
+        channel_id = access.channel_id
     await ns.enter_room(caller.sid, room_board(payload.board_id))
     if channel_id is not None:
         await ns.enter_room(caller.sid, room_channel(channel_id))
     try:
         # the joiner learns the presence from its ack; the others get `joined`
-        first = await ns.deps.presence.join_board(
+        joined = await ns.deps.presence.join_board(
             caller.sid, caller.user_id, payload.board_id, name=caller.name, skip_sid=caller.sid
         )
     except ConnectionGone:
@@ -51,13 +62,13 @@ async def board_join(ns: HubNamespace, caller: Caller, payload: BoardJoin) -> di
         if channel_id is not None:
             await ns.leave_room(caller.sid, room_channel(channel_id))
         raise Unauthorized("the connection closed while joining") from None
-    if first:
+    if joined.first:
         presence.announced(ns)
     reply = await _board_snapshot(ns, caller, payload)
     if reply is None:  # removed from the board in between: undo the join
         await presence.evict_from_board(ns, caller.user_id, payload.board_id)
         raise Forbidden("you are not a member of this board")
-    reply["presence"] = to_wire(await presence.users_on_board(ns, payload.board_id))
+    reply["presence"] = to_wire(joined.people)
     if channel_id is not None:
         reply["channel_id"] = str(channel_id)
     return reply
@@ -139,26 +150,36 @@ async def _write(
     """Run one task write: replay a repeated op_id, else apply, commit, then emit.
 
     A write that caused further events (a recurring task's next occurrence) emits
-    them after its own, in seq order.
+    them after its own, in seq order. The board's writers of this node take turns
+    for their transactions only; the emit turn is taken inside the transaction,
+    so this node emits a board's events in seq order while the next transaction
+    runs, instead of waiting for the room emit (and its Redis round trips).
     """
     board_id = await _board_of(ns, payload)
     origin = Origin(correlation.current(), caller.ip, caller.user_agent)
+    turn: Turn | None = None
 
     async def write(conn: Connection) -> tuple[Any, task_service.Written]:
+        nonlocal turn
         result: TaskEvent | task_service.Written = await apply(conn, origin)
         written = (
             result if isinstance(result, task_service.Written) else task_service.Written(result)
         )
+        turn = ns.emit_turn(written.event.board_id)
         return to_wire(written.event), written
 
-    async with ns.in_order(board_id):
-        ack, written = await idempotency.apply_once(
-            ns.deps.pool, caller.user_id, payload.op_id, event, payload, write
-        )
+    try:
+        async with ns.writing(board_id):
+            ack, written = await idempotency.apply_once(
+                ns.deps.pool, caller.user_id, payload.op_id, event, payload, write
+            )
         if written is None:
             return ack  # a resend: applied and emitted the first time
         for emitted in (written.event, *written.caused):
-            await ns.emit_task_event(emitted)
+            await ns.emit_task_event(emitted, turn)
+    finally:
+        if turn is not None:
+            turn.release()
     return ack
 
 

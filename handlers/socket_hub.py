@@ -82,8 +82,63 @@ class Route:
     scope: str | None = None  # what a bot token needs to send the event
 
 
-# One lock per board or channel; the namespaces of one node share them (see in_order).
-OrderLocks = weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock]
+class Turn:
+    """One write's place in its board's (or channel's) emit order on this node.
+
+    Taken inside the writing transaction, after its seq and before its commit:
+    a later write of the same board gets its seq only once this one committed
+    (the seq row lock), so it takes its turn after this one, and turns follow seq
+    order. Only the emit waits for the turn; the transaction, the Redis claim and
+    the other writers' transactions do not.
+    """
+
+    __slots__ = ("_before", "_done", "_order")
+
+    def __init__(self, order: EmitOrder, before: asyncio.Future[None] | None) -> None:
+        self._order = order  # keeps the order alive (it is weakly held) while a turn is out
+        self._before = before
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def wait(self) -> None:
+        """Until every earlier turn has emitted (or given up)."""
+        if self._before is not None and not self._before.done():
+            # shielded: a cancelled waiter must not cancel the turn before it
+            await asyncio.shield(self._before)
+
+    def release(self) -> None:
+        """Let the next turn go: at once if the ones before it are done, else after them
+        (this one ended early: rolled back, failed or cancelled)."""
+        if self._done.done():
+            return
+        before = self._before
+        if before is None or before.done():
+            self._done.set_result(None)
+        else:
+            before.add_done_callback(self._finish)
+
+    def _finish(self, _: asyncio.Future[None]) -> None:
+        if not self._done.done():
+            self._done.set_result(None)
+
+
+class EmitOrder:
+    """One board's (or channel's) writes on this node: the lock that lets in one write
+    transaction at a time (see `HubNamespace.writing`), and the chain of emit turns."""
+
+    __slots__ = ("__weakref__", "_tail", "lock")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self._tail: asyncio.Future[None] | None = None
+
+    def turn(self) -> Turn:
+        taken = Turn(self, self._tail)
+        self._tail = taken._done
+        return taken
+
+
+# One emit order per board or channel; the namespaces of one node share them (see emit_turn).
+OrderLocks = weakref.WeakValueDictionary[uuid.UUID, EmitOrder]
 
 
 class HubNamespace(socketio.AsyncNamespace):
@@ -236,22 +291,35 @@ class HubNamespace(socketio.AsyncNamespace):
         except Exception:
             log.exception("emit failed after commit", extra={"event": event, "room": room})
 
-    async def emit_task_event(self, event: TaskEvent) -> None:
+    async def emit_task_event(self, event: TaskEvent, turn: Turn | None = None) -> None:
         """Emit a committed task event to its board, once (the bridge skips it then)."""
         await self.emit_claimed(
-            event.event_id, server_event_for(event.type), to_wire(event), room_board(event.board_id)
+            event.event_id,
+            server_event_for(event.type),
+            to_wire(event),
+            room_board(event.board_id),
+            turn,
         )
 
     async def emit_claimed(
-        self, event_id: uuid.UUID, event: str, data: Any, room: str | list[str]
+        self,
+        event_id: uuid.UUID,
+        event: str,
+        data: Any,
+        room: str | list[str],
+        turn: Turn | None = None,
     ) -> None:
         """Emit a committed event once across the hub and the bridge.
 
         If the emit fails, the claim is given back and the bridge delivers the
-        event from Kafka instead; the write itself succeeded either way.
+        event from Kafka instead; the write itself succeeded either way. With a
+        `turn`, only the emit waits for it: the claim is made while earlier
+        events of the room are still going out.
         """
 
         async def emit() -> None:
+            if turn is not None:
+                await turn.wait()
             self.deps.metrics.event_out(event)
             await self.emit(event, data, room=room)
 
@@ -260,15 +328,29 @@ class HubNamespace(socketio.AsyncNamespace):
         except Exception:
             log.exception("emit failed after commit; the bridge will deliver it")
 
+    def _emit_order(self, key: uuid.UUID) -> EmitOrder:
+        order = self._order_locks.get(key)
+        if order is None:
+            order = EmitOrder()
+            self._order_locks[key] = order
+        return order
+
+    def emit_turn(self, key: uuid.UUID) -> Turn:
+        """The next turn to emit for a board (or channel) on this node; take it inside
+        the writing transaction, after the seq, and release it after emitting."""
+        return self._emit_order(key).turn()
+
     @asynccontextmanager
-    async def in_order(self, key: uuid.UUID) -> AsyncIterator[None]:
-        """Hold while writing and emitting, so this node emits the events of one board
-        (or one channel) in seq order."""
-        lock = self._order_locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._order_locks[key] = lock
-        async with lock:
+    async def writing(self, key: uuid.UUID) -> AsyncIterator[None]:
+        """Hold across one write transaction of a board (not across its emit).
+
+        PostgreSQL serialises a board's writers on its seq row anyway; queueing
+        them here instead keeps one transaction per board and node in flight, with
+        no pool connections parked on that row lock and no waiters woken by every
+        commit to find it taken again.
+        """
+        order = self._emit_order(key)  # held: the weak registry keeps it while locked
+        async with order.lock:
             yield
 
 

@@ -112,19 +112,66 @@ async def update(
 ) -> Written:
     """Apply `changes` made against `base_version`, merging by field when it is stale.
 
-    The board's seq row is locked before the task is read again, so the version
-    seen here is the one the conditional UPDATE checks. Completing a recurring
-    task creates its next occurrence in the same transaction.
+    The task is read (with the caller's role) before the board's seq row is
+    locked, so the lock is held only for the seq, the UPDATE and the INSERT. The
+    conditional UPDATE proves that read still is the stored row (every change
+    bumps the version); if it is not, the task is read again under the lock and
+    the edit judged again. Completing a recurring task creates its next
+    occurrence in the same transaction.
     """
-    board_id = (await _live_task(conn, task_id)).board_id  # a task never changes board
-    await require_role(conn, board_id, actor_id, write=True)
+    current = await _writable_task(conn, task_id, actor_id)
+    board_id = current.board_id  # a task never changes board
     fields = changes.fields()
     if "assignee_id" in fields:
         await _check_assignee(conn, board_id, fields["assignee_id"])
     if "recurrence" in fields:
         recurrence.check(fields["recurrence"])
     seq = await boards.next_seq(conn, board_id)
-    current = await _live_task(conn, task_id)
+    updated = await _apply_update(conn, current, base_version, fields)
+    if updated is None:  # changed between the read and the lock: judge it again, locked
+        current = await _live_task(conn, task_id)
+        updated = await _apply_update(conn, current, base_version, fields)
+    if updated is None:  # impossible while the seq row is locked; never write blindly
+        raise VersionConflict("the task changed concurrently", {"task": to_wire(current)})
+    task, undelay = updated
+    diff = {
+        name: {"before": to_wire(getattr(current, name)), "after": to_wire(getattr(task, name))}
+        for name in fields
+    }
+    if undelay:
+        diff["is_delayed"] = {"before": True, "after": False}
+    event = await task_events.append(
+        conn,
+        seq=seq,
+        type=_classify(diff),
+        task=task,
+        actor_id=actor_id,
+        changes=diff,
+        origin=origin,
+    )
+    return Written(event, await _next_occurrence(conn, actor_id, current, task, origin))
+
+
+async def _writable_task(conn: Connection, task_id: uuid.UUID, actor_id: uuid.UUID) -> Task:
+    """The live task, if `actor_id` may change its board: one read for both."""
+    found = await tasks.get_with_role(conn, task_id, actor_id)
+    if found is None or found[0].deleted_at is not None:
+        raise NotFound("task not found")
+    task, role = found
+    if role is None:  # the task's board exists: its row is the task's foreign key
+        raise Forbidden("you are not a member of this board")
+    if role not in WRITERS:
+        raise Forbidden("viewers cannot change the board")
+    return task
+
+
+async def _apply_update(
+    conn: Connection, current: Task, base_version: int, fields: dict[str, Any]
+) -> tuple[Task, bool] | None:
+    """The version-checked UPDATE of `current` with `fields`, after the field merge
+    when `base_version` is stale; (the task, whether the edit ended its delay), or
+    None when the stored task is no longer `current`."""
+    task_id = current.id
     if base_version > current.version:
         raise InvalidPayload(
             f"base_version {base_version} is newer than the task (version {current.version})",
@@ -155,24 +202,7 @@ async def update(
             f"merged with the changes since base_version, {exc.message}",
             {"task": to_wire(current), "conflicting_fields": sorted(fields)},
         ) from None
-    if updated is None:  # impossible while the seq row is locked; never write blindly
-        raise VersionConflict("the task changed concurrently", {"task": to_wire(current)})
-    diff = {
-        name: {"before": to_wire(getattr(current, name)), "after": to_wire(getattr(updated, name))}
-        for name in fields
-    }
-    if undelay:
-        diff["is_delayed"] = {"before": True, "after": False}
-    event = await task_events.append(
-        conn,
-        seq=seq,
-        type=_classify(diff),
-        task=updated,
-        actor_id=actor_id,
-        changes=diff,
-        origin=origin,
-    )
-    return Written(event, await _next_occurrence(conn, actor_id, current, updated, origin))
+    return None if updated is None else (updated, undelay)
 
 
 def _now() -> datetime:
@@ -230,8 +260,7 @@ async def delete(
     base_version: int | None,
     origin: Origin,
 ) -> TaskEvent:
-    board_id = (await _live_task(conn, task_id)).board_id
-    await require_role(conn, board_id, actor_id, write=True)
+    board_id = (await _writable_task(conn, task_id, actor_id)).board_id
     seq = await boards.next_seq(conn, board_id)
     current = await _live_task(conn, task_id)
     if base_version is not None and base_version != current.version:

@@ -78,7 +78,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
         )
         app[DEPS] = deps
-        # one set of board locks, so this node emits a board's events in seq order
+        # one set of emit orders (see Turn), so this node emits a board's events in seq order
         # whichever server the writers are connected to
         order_locks: OrderLocks = OrderLocks()
         namespaces = HubNamespaces(

@@ -26,6 +26,13 @@ from storage.topics import ensure_topics
 
 log = logging.getLogger("taskhub")
 
+# The listening socket's accept queue. aiohttp's default (128) overflows when a few
+# thousand clients reconnect at once (a deploy, a network blip): the kernel drops
+# the SYNs past it and each dropped client retries after 1, 3, 7, 15... seconds, so
+# a storm of 2000 connects took up to 30 s however fast each one was served. Node's
+# default is 511; the kernel caps this at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+
 
 def _say(message: str) -> None:
     print(f"taskhub: {message}", file=sys.stderr, flush=True)
@@ -105,6 +112,7 @@ def serve(settings: Settings, *, seed: bool = False, demo_bot: Path | None = Non
             print=None,
             access_log=None,
             shutdown_timeout=10,
+            backlog=LISTEN_BACKLOG,
             loop=event_loop.loop_factory(settings.event_loop)(),
         )
     finally:

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# After `ws:board:{id}`: the tails of a board's per-person presence hashes (the
+# presence scripts build these keys from a board id too).
+BOARD_PEOPLE_TAIL = ":people"
+BOARD_NAMES_TAIL = ":names"
+
 
 @dataclass(frozen=True)
 class RedisKeys:
@@ -46,6 +51,16 @@ class RedisKeys:
 
     def board_presence_parts(self) -> tuple[str, str]:
         return f"{self.prefix}ws:board:", ":presence"
+
+    def board_people(self, board_id: object) -> str:
+        """Hash of user_id -> how many of the user's connections joined the board."""
+        head, _ = self.board_presence_parts()
+        return f"{head}{board_id}{BOARD_PEOPLE_TAIL}"
+
+    def board_names(self, board_id: object) -> str:
+        """Hash of user_id -> name, for the people on the board (the presence list)."""
+        head, _ = self.board_presence_parts()
+        return f"{head}{board_id}{BOARD_NAMES_TAIL}"
 
     def session(self, user_id: object) -> str:
         return f"{self.prefix}session:{user_id}"

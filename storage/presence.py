@@ -6,6 +6,14 @@ hash of the connections that joined it (sid -> user_id). The per-board and
 per-node entries carry the user id themselves, so a node that died long ago
 (its connection hashes expired) can still be cleaned up completely.
 
+Each board also counts its people: user_id -> how many of their connections
+joined (`people`), and user_id -> name (`names`). The count makes "is this the
+user's first / last connection here" one HINCRBY instead of a scan of every
+connection on the board (a board with 1000 watchers scanned 1000 entries per
+join), and the names make the presence list one Redis read, returned by the join
+itself, instead of a database query over everyone on the board on every join.
+The names are the ones the `presence` events carried (the name at connect).
+
 Joins and removals are Lua scripts: a tab that closes while its `board:join`
 is in flight must not leave a ghost, and two tabs of one user joining or
 leaving at once still produce exactly one "joined" and one "left". The scripts
@@ -23,15 +31,18 @@ connected person gone.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from protocol.events import ServerEvent, room_board
-from storage.keys import RedisKeys
+from protocol.models import PublicUser
+from storage.keys import BOARD_NAMES_TAIL, BOARD_PEOPLE_TAIL, RedisKeys
 
 # Publishes a presence event as python-socketio's Redis managers expect an emit
 # (async_pubsub_manager.py): every manager delivers it to its own clients in the
@@ -50,41 +61,58 @@ local function announce(channel, event_name, room_head, board, user, name, state
 end
 """
 
-# KEYS: board presence, connection boards, connection hash. ARGV: sid, user_id,
-# board_id, name, skip sid (''), then channel, event name, room head.
-# Returns -1 when the connection is already gone, 1 when the user was already on
-# the board, 0 when this is the user's first connection there (announced `joined`).
-_JOIN = """
-if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
-local present = 0
-for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
-  if v == ARGV[2] then present = 1 break end
+# Drops one connection of `user` from a board's count; true when it was their last
+# (their count and name are then removed too).
+_FORGET = """
+local function last_one(people, names, user)
+  if redis.call('HINCRBY', people, user, -1) > 0 then return false end
+  redis.call('HDEL', people, user)
+  redis.call('HDEL', names, user)
+  return true
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
-if present == 0 then
-  announce(ARGV[6], ARGV[7], ARGV[8], ARGV[3], ARGV[2], ARGV[4], 'joined', ARGV[5])
-end
-return present
 """
 
-# KEYS: board presence, connection boards. ARGV: sid, user_id, board_id, name,
-# then channel, event name, room head.
+# KEYS: board presence, connection boards, connection hash, board people, board
+# names. ARGV: sid, user_id, board_id, name, skip sid (''), then channel, event
+# name, room head.
+# Returns {-1} when the connection is already gone; else {first, names}: first is 1
+# when this is the user's first connection there (announced `joined`), names the
+# board's people afterwards as one JSON object of user_id -> name (the joiner's
+# ack): one string for json.loads instead of two replies per person for redis-py's
+# pure-Python parser, on every join of a board with a thousand people on it.
+_JOIN = """
+if redis.call('EXISTS', KEYS[3]) == 0 then return {-1} end
+local first = 0
+redis.call('SADD', KEYS[2], ARGV[3])
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  if redis.call('HINCRBY', KEYS[4], ARGV[2], 1) == 1 then
+    first = 1
+    redis.call('HSET', KEYS[5], ARGV[2], ARGV[4])
+    announce(ARGV[6], ARGV[7], ARGV[8], ARGV[3], ARGV[2], ARGV[4], 'joined', ARGV[5])
+  end
+end
+local flat = redis.call('HGETALL', KEYS[5])
+if #flat == 0 then return {first, '{}'} end
+local names = {}
+for i = 1, #flat, 2 do names[flat[i]] = flat[i + 1] end
+return {first, cjson.encode(names)}
+"""
+
+# KEYS: board presence, connection boards, board people, board names. ARGV: sid,
+# user_id, board_id, name, then channel, event name, room head.
 # Returns 1 when that was the user's last connection on the board (announced `left`).
 _LEAVE = """
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[3])
 if removed == 0 then return 0 end
-for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
-  if v == ARGV[2] then return 0 end
-end
+if not last_one(KEYS[3], KEYS[4], ARGV[2]) then return 0 end
 announce(ARGV[5], ARGV[6], ARGV[7], ARGV[3], ARGV[2], ARGV[4], 'left', '')
 return 1
 """
 
 # KEYS: connection hash, connection boards, node connections.
 # ARGV: sid, board key head, board key tail, user key head, user key tail, name,
-# then channel, event name, room head.
+# then channel, event name, room head, then the people and names key tails.
 # Returns a flat list: board_id, user_id, gone (1/0) for each board it had joined;
 # each one gone is announced `left`.
 _REMOVE = """
@@ -101,10 +129,8 @@ for _, b in ipairs(boards) do
   if u then
     user = user or u
     redis.call('HDEL', pkey, sid)
-    local gone = 1
-    for _, v in ipairs(redis.call('HVALS', pkey)) do
-      if v == u then gone = 0 break end
-    end
+    local gone = 0
+    if last_one(ARGV[2] .. b .. ARGV[10], ARGV[2] .. b .. ARGV[11], u) then gone = 1 end
     table.insert(out, b)
     table.insert(out, u)
     table.insert(out, gone)
@@ -130,6 +156,24 @@ class Departure:
     user_gone: bool
 
 
+@dataclass(frozen=True)
+class Joined:
+    """A connection joined a board: `first` when its user was not there before (the
+    board was told `joined`); `people` who are on the board now, by name, in the
+    wire form of PublicUser (id and name as strings): the join's ack carries them
+    as they are, without a UUID parsed per person per join."""
+
+    first: bool
+    people: list[dict[str, str]]
+
+
+def _people(pairs: Iterable[tuple[bytes | str, bytes | str]]) -> list[PublicUser]:
+    """(user_id, name) pairs as the presence list: by name, then id (as the database
+    listed them before the names were kept here)."""
+    found = [PublicUser(id=uuid.UUID(_text(user)), name=_text(name)) for user, name in pairs]
+    return sorted(found, key=lambda u: (u.name, u.id))
+
+
 class ConnectionGone(Exception):
     """The connection was removed (closed, or reaped) before the operation."""
 
@@ -144,8 +188,8 @@ class Presence:
         # where the scripts publish `presence` events (see _PUBLISH)
         self._publish_to = [socketio_channel, str(ServerEvent.PRESENCE), room_board("")]
         self._join = redis.register_script(_PUBLISH + _JOIN)
-        self._leave = redis.register_script(_PUBLISH + _LEAVE)
-        self._remove = redis.register_script(_PUBLISH + _REMOVE)
+        self._leave = redis.register_script(_PUBLISH + _FORGET + _LEAVE)
+        self._remove = redis.register_script(_PUBLISH + _FORGET + _REMOVE)
         # this process's heartbeat token: a heartbeat that finds another value (or
         # none) knows its node was presumed dead in between
         self._incarnation = secrets.token_hex(8)
@@ -175,21 +219,33 @@ class Presence:
         *,
         name: str,
         skip_sid: str | None = None,
-    ) -> bool:
-        """Record the join; True when the user was not on the board before, and the
-        board was told `joined` (all but `skip_sid`).
+    ) -> Joined:
+        """Record the join; `first` when the user was not on the board before, and the
+        board was told `joined` (all but `skip_sid`). The people on the board come
+        back in the same round trip, for the joiner's ack.
 
         Raises ConnectionGone when the connection closed meanwhile, so no ghost
         entry is left behind.
         """
         k = self._keys
         result = await self._join(
-            keys=[k.board_presence(board_id), k.connection_boards(sid), k.connection(sid)],
+            keys=[
+                k.board_presence(board_id),
+                k.connection_boards(sid),
+                k.connection(sid),
+                k.board_people(board_id),
+                k.board_names(board_id),
+            ],
             args=[sid, str(user_id), str(board_id), name, skip_sid or "", *self._publish_to],
         )
-        if int(result) < 0:
+        if int(result[0]) < 0:
             raise ConnectionGone(sid)
-        return int(result) == 0
+        names: dict[str, str] = json.loads(result[1])
+        people = [
+            {"id": user, "name": name}
+            for user, name in sorted(names.items(), key=lambda item: (item[1], item[0]))
+        ]
+        return Joined(first=int(result[0]) == 1, people=people)
 
     async def leave_board(
         self, sid: str, user_id: uuid.UUID, board_id: uuid.UUID, *, name: str
@@ -198,14 +254,19 @@ class Presence:
         and the board was told `left`."""
         k = self._keys
         gone = await self._leave(
-            keys=[k.board_presence(board_id), k.connection_boards(sid)],
+            keys=[
+                k.board_presence(board_id),
+                k.connection_boards(sid),
+                k.board_people(board_id),
+                k.board_names(board_id),
+            ],
             args=[sid, str(user_id), str(board_id), name, *self._publish_to],
         )
         return bool(gone)
 
-    async def users_on_board(self, board_id: uuid.UUID) -> list[uuid.UUID]:
-        values = await self._redis.hvals(self._keys.board_presence(board_id))
-        return sorted({uuid.UUID(_text(v)) for v in values})
+    async def users_on_board(self, board_id: uuid.UUID) -> list[PublicUser]:
+        """The people on the board, by name, as their `joined` named them."""
+        return _people((await self._redis.hgetall(self._keys.board_names(board_id))).items())
 
     async def connections_of(self, user_id: uuid.UUID) -> list[str]:
         members = await self._redis.smembers(self._keys.user_connections(user_id))
@@ -231,7 +292,17 @@ class Presence:
         user_head, user_tail = k.user_connections_parts()
         flat = await self._remove(
             keys=[k.connection(sid), k.connection_boards(sid), k.node_connections(node_id)],
-            args=[sid, board_head, board_tail, user_head, user_tail, name, *self._publish_to],
+            args=[
+                sid,
+                board_head,
+                board_tail,
+                user_head,
+                user_tail,
+                name,
+                *self._publish_to,
+                BOARD_PEOPLE_TAIL,
+                BOARD_NAMES_TAIL,
+            ],
         )
         return [
             Departure(uuid.UUID(flat[i]), uuid.UUID(flat[i + 1]), bool(int(flat[i + 2])))

@@ -77,6 +77,25 @@ async def get(conn: Connection, user_id: uuid.UUID) -> User | None:
     return _user(row) if row else None
 
 
+async def get_with_login(
+    conn: Connection, user_id: uuid.UUID, session_id: uuid.UUID | None
+) -> tuple[User, bool] | None:
+    """The user, and whether the login `session_id` names is still live (True without
+    one), in one round trip: every socket connect pays for this, so the session check
+    rides on the user lookup instead of a second query (see sessions.family_is_live,
+    whose condition this repeats)."""
+    row = await conn.fetchrow(
+        f"""SELECT {_USER_COLUMNS},
+                   ($2::uuid IS NULL OR EXISTS (
+                       SELECT 1 FROM sessions s WHERE s.family_id = $2
+                       AND s.revoked_at IS NULL AND s.expires_at > now())) AS login_live
+            FROM users WHERE id = $1""",
+        user_id,
+        session_id,
+    )
+    return (_user(row), bool(row["login_live"])) if row else None
+
+
 async def get_credentials(conn: Connection, email: str) -> tuple[User, str | None] | None:
     """The user and password hash for a login; emails compare case-insensitively."""
     row = await conn.fetchrow(

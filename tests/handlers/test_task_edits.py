@@ -244,3 +244,39 @@ async def test_merge_that_breaks_a_cross_field_rule_is_a_conflict(hub: Hub) -> N
     finally:
         await a.close()
         await b.close()
+
+
+async def test_concurrent_edits_on_one_node_reach_the_room_in_seq_order(hub: Hub) -> None:
+    """The emit turn is taken before commit, so racing writers of one board are
+    emitted by their node in seq order, though none waits for another's emit."""
+    editors = [await hub.register(f"Racer {n}") for n in range(8)]
+    board_id, _ = await _board_with_task(hub, *editors)
+    peers = [await hub.peer(account) for account in editors]
+    watcher = await hub.peer(editors[0])
+    try:
+        assert (await watcher.call("board:join", {"board_id": board_id}))["ok"]
+        created = [
+            await p.call("task:create", {"board_id": board_id, "title": f"Own {n}"})
+            for n, p in enumerate(peers)
+        ]
+        tasks = [ack["data"]["task"] for ack in created]
+
+        async def edit_five(peer: Peer, task: dict[str, Any]) -> None:
+            version = task["version"]
+            for n in range(5):
+                ack = await _update(peer, task["id"], version, {"title": f"{task['title']} {n}"})
+                assert ack["ok"], ack
+                version = ack["data"]["task"]["version"]
+
+        await asyncio.wait_for(
+            asyncio.gather(*(edit_five(p, t) for p, t in zip(peers, tasks, strict=True))), 30
+        )
+        await watcher.wait_for("task:updated", 40)
+        seqs = [
+            data["seq"]
+            for event, data in watcher.received
+            if event in ("task:created", "task:updated")
+        ]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) == 48
+    finally:
+        await asyncio.gather(watcher.close(), *(p.close() for p in peers))
