@@ -120,6 +120,43 @@ class BroadcastManager(socketio.AsyncManager):
     client acks needs a packet per recipient and keeps the stock path.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # (namespace, sid) -> the rooms it is in (its own, None's, and the named ones):
+        # python-socketio finds a client's rooms by looking through every room of the
+        # namespace, and each connection has at least two (its sid's and its user's),
+        # so a storm of disconnects cost time quadratic in the connections
+        self._rooms_of: dict[tuple[str, str], set[Any]] = {}
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._rooms_of.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        rooms = self._rooms_of.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._rooms_of[(namespace, sid)]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """python-socketio's, with the client's rooms taken from the index."""
+        if namespace not in self.rooms:
+            return
+        for room in list(self._rooms_of.get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            waiting = pending.get(namespace)
+            if waiting is not None and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
+
+    def get_rooms(self, sid: str, namespace: str) -> list[Any]:
+        return [room for room in self._rooms_of.get((namespace, sid), ()) if room is not None]
+
     async def emit(
         self,
         event: str,
