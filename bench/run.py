@@ -135,7 +135,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         if args.quick
         else {
             "subscribers": [100, 500, 1000],
-            "rates": [10_000],
+            "rates": [10_000, 50_000],
             "reps": 3,
             "duration": 5.0,
             "warmup": 1.0,
