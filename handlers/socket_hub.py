@@ -22,6 +22,7 @@ from aiohttp import web
 
 from handlers import accounts, bot_auth, presence
 from handlers.deps import Deps
+from handlers.rest import client_ip
 from protocol import correlation, envelope
 from protocol.bots import is_api_token
 from protocol.errors import (
@@ -177,7 +178,8 @@ class HubNamespace(socketio.AsyncNamespace):
             sid=sid,
             user_id=user.id,
             name=user.name,
-            ip=environ.get("REMOTE_ADDR"),
+            # engineio's aiohttp driver puts 127.0.0.1 in REMOTE_ADDR; the request knows
+            ip=client_ip(environ["aiohttp.request"]),
             user_agent=(environ.get("HTTP_USER_AGENT") or "")[:500] or None,
             scopes=scopes,
             token_id=token_id,

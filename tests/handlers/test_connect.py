@@ -3,15 +3,17 @@ handler fault that must not cost the connection."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 import socketio
 
-from tests.support import Account, Hub
+from tests.support import Account, Hub, Peer
 
 
 async def _connect_error(hub: Hub, auth: Any) -> Any:
@@ -204,3 +206,29 @@ async def test_a_fault_in_a_handler_is_an_internal_ack_and_the_connection_lives(
     finally:
         await conn.close()
         await peer.close()
+
+
+async def test_a_socket_write_records_the_clients_own_address(hub: Hub) -> None:
+    """engineio's aiohttp driver writes 127.0.0.1 into every connection's environ;
+    the audit trail must carry the address the client really connected from."""
+    alice = await hub.register("Alice")
+    board_id = await hub.create_board(alice)
+    # a loopback address other than 127.0.0.1, so the hard-coded one cannot pass
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        peer = Peer(hub.url, alice.access_token, sio=socketio.AsyncClient(http_session=session))
+        await peer.connect()
+        try:
+            created = await peer.call("task:create", {"board_id": board_id, "title": "Here"})
+            assert created["ok"], created
+        finally:
+            await peer.close()
+    conn = await hub.db()
+    try:
+        metadata = await conn.fetchval(
+            "SELECT metadata FROM task_events WHERE task_id = $1",
+            uuid.UUID(created["data"]["task"]["id"]),
+        )
+    finally:
+        await conn.close()
+    assert json.loads(metadata)["ip"] == "127.0.0.2"
