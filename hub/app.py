@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 import socketio
 from aiohttp import web
-from redis.asyncio import Redis
 
 from handlers import accounts, audit_rest, boards_rest, bots, health
 from handlers.deps import Deps, Limits
@@ -34,6 +33,7 @@ from hub.metrics import HubMetrics
 from hub.tokens import JwtAccessTokens
 from hub.workers import embedded_workers
 from protocol.serializers import Serializer
+from storage import redis_client
 from storage.db import create_pool
 from storage.keys import RedisKeys
 from storage.presence import Presence
@@ -50,7 +50,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     pool = await create_pool(
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = redis_client.connect(settings.redis_url, max_connections=settings.redis_pool_max)
     try:
         keys = RedisKeys(settings.redis_key_prefix)
         deps = Deps(

@@ -50,6 +50,8 @@ class Settings:
     reap_interval: float = 5.0
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # Redis commands in flight per process; more wait for a free connection
+    redis_pool_max: int = 100
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     cors_origins: tuple[str, ...] = ()
@@ -174,6 +176,7 @@ class Settings:
             reap_interval=num("REAP_INTERVAL", cls.reap_interval, float, 0.1, 600),
             db_pool_min=num("DB_POOL_MIN", cls.db_pool_min, int, 1, 100),
             db_pool_max=num("DB_POOL_MAX", cls.db_pool_max, int, 1, 500),
+            redis_pool_max=num("REDIS_POOL_MAX", cls.redis_pool_max, int, 2, 10_000),
             ping_interval=num("PING_INTERVAL", cls.ping_interval, float, 1, 600),
             ping_timeout=num("PING_TIMEOUT", cls.ping_timeout, float, 1, 600),
             cors_origins=origins,

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
-from redis.asyncio import Redis
 
 from hub.config import WORKER_NAMES, Settings
+from storage import redis_client
 from storage.db import create_pool
 from storage.keys import RedisKeys
 from storage.topics import ensure_topics
@@ -69,7 +69,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
 @contextlib.asynccontextmanager
 async def worker_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
     pool = await create_pool(settings.database_url, min_size=1, max_size=5)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = redis_client.connect(settings.redis_url, max_connections=settings.redis_pool_max)
     emitter = RedisRoomEmitter(settings.redis_url, settings.socketio_channel)
     try:
         yield WorkerDeps(

@@ -1,0 +1,22 @@
+"""The Redis client every taskhub process uses (presence, claims, idempotency...)."""
+
+from __future__ import annotations
+
+from redis.asyncio import BlockingConnectionPool, Redis
+
+# How long a command waits for a free pooled connection before it fails.
+POOL_WAIT_SECONDS = 30.0
+
+
+def connect(url: str, *, max_connections: int) -> Redis:
+    """A client whose pool makes a burst wait for a free connection instead of failing.
+
+    redis-py's default pool raises MaxConnectionsError once 100 commands are in
+    flight; a few hundred connections dropping at once (a deploy, a network blip)
+    each run a presence script, and a failed one leaves a person shown on a board
+    they left. Queued behind the pool, they all run, a moment later.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url, decode_responses=True, max_connections=max_connections, timeout=POOL_WAIT_SECONDS
+    )
+    return Redis.from_pool(pool)
