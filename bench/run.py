@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -147,7 +148,14 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a `kill`, a CI timeout) unwinds like Ctrl-C, so every server and
+    embedded service the run started is stopped by its `finally`, not left behind."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = parse(argv)
     chosen = hub_scenarios.selected(args.scenarios)
     wanted = set(args.servers.split(","))
