@@ -1,7 +1,10 @@
 """Accounts over REST: register, login, refresh, logout, me.
 
 Access tokens are short-lived JWTs; refresh tokens are random, stored hashed and
-rotated on every use (see storage/sessions.py for reuse detection).
+rotated on every use (see storage/sessions.py for reuse detection). Every
+answer that issues a refresh token also sets it as an httpOnly cookie, so a
+browser page keeps only the access token in memory; refresh and logout accept
+the token from that cookie when the body does not carry one.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import uuid
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from handlers import passwords
 from handlers.audit_context import request_metadata
@@ -19,7 +23,7 @@ from handlers.deps import AccessClaims, Deps
 from handlers.rest import DEPS, bearer, body, client_ip, json_response
 from protocol import correlation
 from protocol.audit import AuditType, EntityType
-from protocol.errors import Unauthorized
+from protocol.errors import Forbidden, InvalidPayload, Unauthorized
 from protocol.models import User
 from protocol.payloads import Login, LogoutRequest, RefreshRequest, Register
 from storage import audit, session_cache, sessions, users
@@ -28,6 +32,71 @@ from storage.db import Connection, transaction
 log = logging.getLogger(__name__)
 
 _BAD_LOGIN = "wrong email or password"
+
+REFRESH_COOKIE = "taskhub_refresh"
+# Only the calls that take a refresh token get it; boards, tasks and sockets never see it.
+_REFRESH_COOKIE_PATH = "/api/auth"
+
+
+def _set_refresh_cookie(
+    response: web.StreamResponse, request: web.Request, token: str, max_age: int
+) -> None:
+    """The one place that knows the cookie's name and attributes.
+
+    HttpOnly keeps it from page scripts (an XSS cannot read it), SameSite=Strict
+    keeps other sites' pages from sending it, and Secure follows the request so
+    plain-http development still works. `max_age=0` clears it.
+    """
+    response.set_cookie(
+        REFRESH_COOKIE,
+        token,
+        max_age=max_age,
+        path=_REFRESH_COOKIE_PATH,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+
+
+def _same_origin(request: web.Request) -> bool:
+    """No Origin header, or one whose host:port is the request's Host.
+
+    Browsers send Origin on every cross-site POST, so a foreign or `null` origin
+    means a page of another site is spending this browser's cookie.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    try:
+        theirs = URL(origin)
+        ours = URL.build(scheme=theirs.scheme, authority=request.host)
+    except (ValueError, TypeError):
+        return False
+    return (
+        theirs.scheme in ("http", "https")
+        and theirs.host is not None
+        and (theirs.host, theirs.port) == (ours.host, ours.port)
+    )
+
+
+def _refresh_token(request: web.Request, given: str | None) -> str | None:
+    """The body's refresh token, else the cookie's; a cookie needs a same-origin caller."""
+    if given:
+        return given
+    cookie = request.cookies.get(REFRESH_COOKIE)
+    if not cookie:
+        return None
+    if not _same_origin(request):
+        raise Forbidden("the refresh cookie is only accepted from this site's pages")
+    return cookie
+
+
+def _token_response(
+    deps: Deps, request: web.Request, tokens: dict[str, Any], status: int = 200
+) -> web.Response:
+    response = json_response(tokens, status=status)
+    _set_refresh_cookie(response, request, tokens["refresh_token"], deps.limits.refresh_token_ttl)
+    return response
 
 
 async def active_user(conn: Connection, claims: AccessClaims) -> User:
@@ -116,7 +185,7 @@ async def register(request: web.Request) -> web.Response:
         await _audit_user(conn, request, AuditType.USER_REGISTERED, user.id, tokens["session_id"])
     await _remember(deps, tokens, request)
     log.info("user registered", extra={"user_id": str(user.id)})
-    return json_response(tokens, status=201)
+    return _token_response(deps, request, tokens, status=201)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -135,15 +204,26 @@ async def login(request: web.Request) -> web.Response:
         await _audit_user(conn, request, AuditType.USER_LOGIN, user.id, tokens["session_id"])
     await _remember(deps, tokens, request)
     log.info("user logged in", extra={"user_id": str(user.id)})
-    return json_response(tokens)
+    return _token_response(deps, request, tokens)
 
 
 async def refresh(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    payload = await body(request, RefreshRequest)
+    token: str | None
+    if REFRESH_COOKIE not in request.cookies:
+        # Without a cookie the body is required, with today's errors for bots and scripts.
+        token = (await body(request, RefreshRequest)).refresh_token
+    elif request.can_read_body:
+        # LogoutRequest is the same shape with the token optional, so `{}` leans on the cookie.
+        token = (await body(request, LogoutRequest)).refresh_token
+    else:
+        token = None  # a browser sends the cookie and no body
+    token = _refresh_token(request, token)
+    if token is None:
+        raise InvalidPayload("send {refresh_token} or the refresh cookie")
     reused = None
     async with transaction(deps.pool) as conn:
-        session = await sessions.find_for_update(conn, payload.refresh_token)
+        session = await sessions.find_for_update(conn, token)
         if session is None or session.revoked_at is not None:
             raise Unauthorized("refresh token is not valid")
         if session.rotated_at is not None:
@@ -163,18 +243,23 @@ async def refresh(request: web.Request) -> web.Response:
         log.warning("refresh token reused; session revoked", extra={"user_id": str(reused.user_id)})
         raise Unauthorized("refresh token was already used; the session is revoked")
     await _remember(deps, tokens, request)
-    return json_response(tokens)
+    return _token_response(deps, request, tokens)
 
 
 async def logout(request: web.Request) -> web.Response:
-    """End the login of the refresh token given, or else of the bearer token."""
+    """End the login of the refresh token given (body, else cookie), or else of the bearer token.
+
+    The bearer token is still required, as before: a page that reloaded and lost
+    its access token refreshes with the cookie first.
+    """
     deps = request.app[DEPS]
     claims = bearer(request)
     payload = await body(request, LogoutRequest) if request.can_read_body else LogoutRequest()
+    token = _refresh_token(request, payload.refresh_token)
     async with transaction(deps.pool) as conn:
         family = claims.session_id
-        if payload.refresh_token:
-            session = await sessions.find_for_update(conn, payload.refresh_token)
+        if token:
+            session = await sessions.find_for_update(conn, token)
             if session is None or session.user_id != claims.user_id:
                 raise Unauthorized("refresh token is not valid")
             family = session.family_id
@@ -184,7 +269,9 @@ async def logout(request: web.Request) -> web.Response:
     if family is not None:
         await session_cache.forget(deps.redis, deps.keys, claims.user_id, family)
     log.info("user logged out", extra={"user_id": str(claims.user_id)})
-    return web.Response(status=204)
+    response = web.Response(status=204)
+    _set_refresh_cookie(response, request, "", max_age=0)
+    return response
 
 
 async def me(request: web.Request) -> web.Response:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
+from http.cookies import Morsel, SimpleCookie
 from typing import Any
 
 import aiohttp
@@ -55,6 +57,61 @@ def assert_unauthorized(status: int, body: Any) -> None:
     assert status == 401, body
     assert body["error"]["code"] == "unauthorized", body
     assert body["error"]["message"], body
+
+
+REFRESH_COOKIE = "taskhub_refresh"
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    cookie: Morsel[str] | None  # the refresh cookie the answer set, if any
+
+
+async def browser_post(
+    hub: Hub,
+    path: str,
+    *,
+    cookie: str | None = None,
+    origin: str | None = None,
+    token: str | None = None,
+    json: Any = None,
+) -> Answer:
+    """A POST as a board page makes it: the refresh cookie sent by hand, Set-Cookie read raw.
+
+    A DummyCookieJar keeps aiohttp's own jar (which refuses cookies for an IP host
+    anyway) from adding or storing anything behind the test's back.
+    """
+    headers: dict[str, str] = {}
+    if cookie is not None:
+        headers["Cookie"] = f"{REFRESH_COOKIE}={cookie}"
+    if origin is not None:
+        headers["Origin"] = origin
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session,
+        session.post(hub.url + path, json=json, headers=headers) as resp,
+    ):
+        body = await resp.json() if resp.content_type == "application/json" else await resp.text()
+        jar: SimpleCookie = SimpleCookie()
+        for header in resp.headers.getall("Set-Cookie", []):
+            jar.load(header)
+        return Answer(resp.status, body, jar.get(REFRESH_COOKIE))
+
+
+def assert_refresh_cookie(answer: Answer, hub: Hub) -> str:
+    """The cookie carries the body's refresh token with the attributes a browser needs."""
+    morsel = answer.cookie
+    assert morsel is not None, answer
+    assert morsel.value == answer.body["refresh_token"]
+    assert morsel["httponly"] is True
+    assert morsel["samesite"] == "Strict"
+    assert morsel["path"] == "/api/auth"
+    assert int(morsel["max-age"]) == hub.settings.refresh_token_ttl
+    assert not morsel["secure"]  # plain http in tests; https requests get Secure
+    return morsel.value
 
 
 def session_of(access_token: str) -> str:
@@ -440,3 +497,146 @@ async def test_a_password_over_72_bytes_is_refused_not_crashed(hub: Hub) -> None
     )
     assert status == 400 and body["error"]["code"] == "invalid_payload", body
     assert "72 bytes" in body["error"]["message"]
+
+
+# -- refresh token cookie (browser pages) --------------------------------------
+
+
+async def test_register_login_and_refresh_set_the_refresh_cookie(hub: Hub) -> None:
+    email = new_email("ada")
+    answer = await browser_post(
+        hub, "/api/auth/register", json={"email": email, "name": "Ada", "password": PASSWORD}
+    )
+    assert answer.status == 201, answer
+    assert_refresh_cookie(answer, hub)
+
+    answer = await browser_post(hub, "/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert answer.status == 200, answer
+    cookie = assert_refresh_cookie(answer, hub)
+    # The JSON body keeps the token too: bots and the Python client read it there.
+    assert answer.body["refresh_token"] == cookie and answer.body["access_token"]
+
+    answer = await browser_post(hub, "/api/auth/refresh", json={"refresh_token": cookie})
+    assert answer.status == 200, answer
+    assert assert_refresh_cookie(answer, hub) != cookie
+
+
+async def test_a_failed_login_sets_no_cookie(hub: Hub) -> None:
+    alice = await hub.register("Alice")
+    answer = await browser_post(
+        hub, "/api/auth/login", json={"email": alice.email, "password": "not-the-password"}
+    )
+    assert_unauthorized(answer.status, answer.body)
+    assert answer.cookie is None
+
+
+async def test_refresh_with_only_the_cookie_rotates_it(hub: Hub) -> None:
+    alice = await hub.register("Alice")
+    # No body at all, as a browser's fetch sends it; the page's own origin.
+    answer = await browser_post(
+        hub, "/api/auth/refresh", cookie=alice.refresh_token, origin=hub.url
+    )
+    assert answer.status == 200, answer
+    first = assert_refresh_cookie(answer, hub)
+    assert first != alice.refresh_token
+    assert answer.body["user"]["id"] == alice.id
+    assert session_of(answer.body["access_token"]) == session_of(alice.access_token)
+    assert (await me(hub, answer.body["access_token"]))[0] == 200
+
+    # An empty JSON object leans on the cookie as well; no Origin is fine too.
+    answer = await browser_post(hub, "/api/auth/refresh", cookie=first, json={})
+    assert answer.status == 200, answer
+    second = assert_refresh_cookie(answer, hub)
+    assert second not in (first, alice.refresh_token)
+
+
+async def test_the_body_token_wins_over_the_cookie(hub: Hub) -> None:
+    alice = await hub.register("Alice")
+    status, other = await login(hub, alice.email)
+    assert status == 200, other
+    answer = await browser_post(
+        hub,
+        "/api/auth/refresh",
+        cookie="not-a-token",
+        json={"refresh_token": other["refresh_token"]},
+    )
+    assert answer.status == 200, answer
+    assert session_of(answer.body["access_token"]) == other["session_id"]
+
+
+async def test_refresh_without_body_token_or_cookie_is_invalid(hub: Hub) -> None:
+    for cookie in (None, ""):
+        answer = await browser_post(hub, "/api/auth/refresh", cookie=cookie, json={})
+        assert answer.status == 400, (cookie, answer)
+        assert answer.body["error"]["code"] == "invalid_payload", answer
+        assert answer.cookie is None
+    answer = await browser_post(hub, "/api/auth/refresh", cookie="not-a-token")
+    assert_unauthorized(answer.status, answer.body)
+
+
+async def test_an_old_cookie_after_rotation_revokes_the_login(hub: Hub) -> None:
+    alice = await hub.register("Alice")
+    answer = await browser_post(hub, "/api/auth/refresh", cookie=alice.refresh_token)
+    assert answer.status == 200, answer
+    newest = assert_refresh_cookie(answer, hub)
+    newest_access = answer.body["access_token"]
+
+    # A copy of the spent cookie comes back: refused, and the whole login ends.
+    answer = await browser_post(hub, "/api/auth/refresh", cookie=alice.refresh_token)
+    assert_unauthorized(answer.status, answer.body)
+    assert answer.cookie is None
+    assert_unauthorized(*await refresh(hub, newest))
+    assert_unauthorized(*await me(hub, newest_access))
+
+
+async def test_logout_with_only_the_cookie_ends_the_login_and_clears_it(hub: Hub) -> None:
+    alice = await hub.register("Alice")
+    status, other = await login(hub, alice.email)
+    assert status == 200, other
+    # The page refreshed once, so its cookie is the family's newest token...
+    answer = await browser_post(hub, "/api/auth/refresh", cookie=other["refresh_token"])
+    assert answer.status == 200, answer
+    cookie, access = assert_refresh_cookie(answer, hub), answer.body["access_token"]
+
+    # ...and logs out with a bearer token of the *other* login: the cookie names the one to end.
+    answer = await browser_post(
+        hub, "/api/auth/logout", cookie=cookie, origin=hub.url, token=alice.access_token
+    )
+    assert answer.status == 204, answer
+    assert answer.cookie is not None
+    assert answer.cookie.value == ""
+    assert answer.cookie["max-age"] == "0"
+    assert answer.cookie["path"] == "/api/auth"
+
+    answer = await browser_post(hub, "/api/auth/refresh", cookie=cookie)
+    assert_unauthorized(answer.status, answer.body)
+    assert_unauthorized(*await me(hub, access))
+    # The bearer's own login was not the one named, so it carries on.
+    assert (await me(hub, alice.access_token))[0] == 200
+    assert (await refresh(hub, alice.refresh_token))[0] == 200
+
+
+async def test_a_cookie_from_a_foreign_origin_is_refused_and_changes_nothing(hub: Hub) -> None:
+    alice = await hub.register("Alice")
+    evil = "https://evil.example"
+    for origin in (evil, "null", hub.url.replace("127.0.0.1", "localhost")):
+        answer = await browser_post(
+            hub, "/api/auth/refresh", cookie=alice.refresh_token, origin=origin
+        )
+        assert answer.status == 403, (origin, answer)
+        assert answer.body["error"]["code"] == "forbidden", answer
+        assert answer.cookie is None
+
+    answer = await browser_post(
+        hub, "/api/auth/logout", cookie=alice.refresh_token, origin=evil, token=alice.access_token
+    )
+    assert answer.status == 403, answer
+    assert answer.body["error"]["code"] == "forbidden", answer
+    assert (await me(hub, alice.access_token))[0] == 200
+
+    # The token was neither spent nor revoked: the page's own origin still refreshes with it.
+    answer = await browser_post(
+        hub, "/api/auth/refresh", cookie=alice.refresh_token, origin=hub.url
+    )
+    assert answer.status == 200, answer
+    assert_refresh_cookie(answer, hub)
