@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_DEPS := bench/node_modules/.package-lock.json
+WEB_DEPS := web/node_modules/.package-lock.json
+# Debian's chromium for the browser tests (tests/web); Playwright never downloads one
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint types format clean bench
 
@@ -14,11 +18,12 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) $(WEB_DEPS)
 	$(BIN)/taskhub dev
 
-# tests/hub/test_fanout_wire.py runs the official Node socket.io-client from bench/.
-test: $(STAMP) $(NODE_DEPS) lint types
+# tests/hub/test_fanout_wire.py runs the official Node socket.io-client from bench/;
+# tests/web drives the board page in chromium.
+test: $(STAMP) $(NODE_DEPS) $(WEB_DEPS) $(CHROMIUM) lint types
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -41,6 +46,13 @@ bench: $(STAMP) $(NODE_DEPS)
 # npm writes this file on every install, so a changed lockfile installs again
 $(NODE_DEPS): bench/package.json bench/package-lock.json
 	npm ci --prefix bench --no-audit --no-fund
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) apt-get install -y -q --no-install-recommends chromium
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -27,6 +27,7 @@ from handlers.socket_hub import (
     OrderLocks,
 )
 from hub import heartbeat, maintenance
+from hub import web as web_page
 from hub.config import Settings
 from hub.fanout.servers import HubRedisManager, HubSocketServer
 from hub.metrics import HubMetrics
@@ -159,6 +160,7 @@ def create_app(settings: Settings) -> web.Application:
         + bots.routes()
         + audit_rest.routes()
         + health.routes()
+        + web_page.routes(settings)
     )
     app.router.add_get("/metrics", metrics_view)
     app.cleanup_ctx.extend([_resources, _background, _workers, _socketio_shutdown])

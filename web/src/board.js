@@ -1,0 +1,151 @@
+// One board, live: columns by status, cards from the board:join snapshot, and every
+// task event of the room applied in seq order (a seq already applied is dropped).
+// Reconnects join again with since_seq, so the board catches up without a reload.
+
+import { io } from "socket.io-client";
+import { h, show } from "./dom.js";
+
+const COLUMNS = [
+  ["todo", "To do"],
+  ["in_progress", "In progress"],
+  ["review", "Review"],
+  ["done", "Done"],
+  ["cancelled", "Cancelled"],
+];
+
+let current = null;
+
+export async function openBoard(view, api, boardId) {
+  current?.close();
+  current = new BoardPage(view, api, boardId);
+  current.start();
+}
+
+class BoardPage {
+  constructor(view, api, boardId) {
+    this.view = view;
+    this.api = api;
+    this.boardId = boardId;
+    this.tasks = new Map();
+    this.seq = null;
+    this.board = null;
+    this.banner = document.getElementById("banner");
+    this.stopTokenWatch = api.onToken((token) => {
+      if (token && this.socket) this.socket.auth = { token };
+    });
+  }
+
+  start() {
+    show(this.view, h("p", { className: "muted" }, "Opening the board…"));
+    this.socket = io({ auth: { token: this.api.accessToken }, transports: ["websocket"] });
+    this.socket.on("connect", () => this.join());
+    this.socket.on("disconnect", (reason) => {
+      if (reason !== "io client disconnect") this.say("Connection lost. Reconnecting…");
+    });
+    this.socket.on("connect_error", (error) => this.say(`Cannot connect: ${error.message}. Retrying…`));
+    for (const event of ["task:created", "task:updated", "task:deleted"]) {
+      this.socket.on(event, (body) => this.apply(body));
+    }
+  }
+
+  close() {
+    this.stopTokenWatch();
+    this.socket?.disconnect();
+    this.say(null);
+  }
+
+  say(message) {
+    this.banner.hidden = !message;
+    this.banner.textContent = message || "";
+  }
+
+  call(event, payload) {
+    return new Promise((resolve, reject) => {
+      this.socket.timeout(10_000).emit(event, payload, (timeout, reply) => {
+        if (timeout) reject(new Error("The hub did not answer in time."));
+        else if (reply.ok) resolve(reply.data);
+        else reject(Object.assign(new Error(reply.error.message), reply.error));
+      });
+    });
+  }
+
+  async join() {
+    const payload = { board_id: this.boardId };
+    if (this.seq !== null) payload.since_seq = this.seq;
+    let reply;
+    try {
+      reply = await this.call("board:join", payload);
+    } catch (error) {
+      show(this.view, h("p", { className: "error", role: "alert" }, error.message));
+      return;
+    }
+    this.say(null);
+    this.board = reply.board;
+    if (reply.mode === "snapshot") {
+      this.tasks = new Map(reply.tasks.map((task) => [task.id, task]));
+      this.seq = reply.seq;
+    } else {
+      for (const event of reply.events) this.apply(event, false);
+      this.seq = Math.max(this.seq ?? 0, reply.seq);
+    }
+    this.render();
+  }
+
+  apply(event, render = true) {
+    if (event.board_id !== this.boardId) return;
+    if (this.seq !== null && event.seq <= this.seq) return;
+    this.seq = event.seq;
+    if (event.task.deleted_at) this.tasks.delete(event.task.id);
+    else this.tasks.set(event.task.id, event.task);
+    if (render) this.render();
+  }
+
+  render() {
+    const columns = COLUMNS.map(([status, title]) => {
+      const cards = [...this.tasks.values()]
+        .filter((task) => task.status === status)
+        .sort((a, b) => a.position - b.position);
+      const list = h("ol", { className: "cards", "aria-label": `${title} tasks` },
+        cards.map((task) => this.card(task)));
+      const column = status === "cancelled"
+        ? h("details", { className: "column collapsed" },
+            h("summary", {}, `${title} (${cards.length})`), list)
+        : h("section", { className: "column", "aria-labelledby": `col-${status}` },
+            h("h2", { id: `col-${status}` }, title, h("span", { className: "count" }, String(cards.length))),
+            list, status === "todo" ? this.createForm() : null);
+      return column;
+    });
+    show(this.view,
+      h("div", { className: "board-head" }, h("a", { href: "#/boards" }, "← My boards"), h("h1", {}, this.board.name)),
+      h("div", { className: "columns" }, columns));
+  }
+
+  card(task) {
+    const due = task.due_date ? new Date(task.due_date) : null;
+    return h("li", { className: "task", "data-task-id": task.id },
+      h("p", { className: "title" }, task.title),
+      h("p", { className: "meta" },
+        h("span", { className: `priority priority-${task.priority}` }, task.priority),
+        due ? h("time", { datetime: task.due_date, className: task.is_delayed ? "late" : "" },
+          due.toLocaleDateString()) : null,
+        task.tags.map((tag) => h("span", { className: "tag" }, tag))));
+  }
+
+  createForm() {
+    const title = h("input", { type: "text", name: "title", required: true, maxlength: 200,
+      placeholder: "Add a task", "aria-label": "New task title" });
+    const error = h("p", { className: "error", role: "alert" });
+    return h("form", { className: "add-task", onsubmit: async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      try {
+        const created = await this.call("task:create", {
+          board_id: this.boardId, title: title.value.trim(), op_id: crypto.randomUUID() });
+        title.value = "";
+        this.apply(created);
+      } catch (e) {
+        error.textContent = e.message;
+      }
+    } }, title, error);
+  }
+}
