@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from tests.support import Hub
+
+PASSWORD = "a-long-enough-password"
 
 
 async def sign_up(page: Page, hub: Hub, name: str) -> str:
@@ -16,7 +18,7 @@ async def sign_up(page: Page, hub: Hub, name: str) -> str:
     await page.get_by_role("button", name="New here? Sign up").click()
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Name").fill(name)
-    await page.get_by_label("Password").fill("a-long-enough-password")
+    await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Create account").click()
     await expect(page.get_by_role("heading", name="My boards")).to_be_visible()
     return email
@@ -77,19 +79,7 @@ async def test_a_task_created_by_one_user_appears_for_another(hub: Hub, browser:
     await owner.get_by_role("button", name="Create board").click()
     await expect(owner.get_by_role("heading", name="Shared")).to_be_visible()
     board_id = owner.url.rsplit("/", 1)[1]
-    _, login = await hub.request(
-        "POST",
-        "/api/auth/login",
-        json={"email": owner_email, "password": "a-long-enough-password"},
-    )
-    token = login["access_token"]
-    status, _ = await hub.request(
-        "POST",
-        f"/api/boards/{board_id}/members",
-        token=token,
-        json={"email": member_email, "role": "editor"},
-    )
-    assert status in (200, 201)
+    await add_member(hub, owner_email, board_id, member_email)
 
     await member.goto(f"{hub.url}/#/boards/{board_id}")
     await expect(member.get_by_role("heading", name="Shared")).to_be_visible()
@@ -129,3 +119,71 @@ async def test_the_login_and_board_pages_pass_an_accessibility_check(
     await page.get_by_label("New task title").press("Enter")
     await expect(page.get_by_text("A card to check")).to_be_visible()
     assert await serious_violations(page) == []
+
+
+async def test_a_dropped_connection_catches_up_from_its_last_seq(
+    hub: Hub, browser: Browser
+) -> None:
+    away = await (await browser.new_context()).new_page()
+    here = await (await browser.new_context()).new_page()
+    online = True
+    live: list[WebSocketRoute] = []
+    sent: list[str] = []
+
+    async def gate(ws: WebSocketRoute) -> None:
+        """The network between `away` and the hub: forwards while online, and
+        refuses every new connection while offline."""
+        if not online:
+            await ws.close()
+            return
+        server = ws.connect_to_server()
+        ws.on_message(lambda message: (sent.append(str(message)), server.send(message)))
+        live.append(ws)
+
+    await away.route_web_socket("**/socket.io/**", gate)
+    away_email = await sign_up(away, hub, "Away")
+    here_email = await sign_up(here, hub, "Here")
+    await away.get_by_label("New board").fill("Catch up")
+    await away.get_by_role("button", name="Create board").click()
+    await expect(away.get_by_role("heading", name="Catch up")).to_be_visible()
+    board_id = away.url.rsplit("/", 1)[1]
+    await add_member(hub, away_email, board_id, here_email)
+    await away.get_by_label("New task title").fill("Before the drop")
+    await away.get_by_label("New task title").press("Enter")
+
+    await here.goto(f"{hub.url}/#/boards/{board_id}")
+    await expect(here.get_by_text("Before the drop")).to_be_visible()
+
+    online = False
+    for ws in live:
+        await ws.close()
+    await expect(away.get_by_role("status")).to_contain_text("Connection lost")
+    for title in ("Made while away", "And another"):
+        await here.get_by_label("New task title").fill(title)
+        await here.get_by_label("New task title").press("Enter")
+        await expect(here.get_by_text(title)).to_be_visible()
+    await expect(away.get_by_text("Made while away")).to_have_count(0)
+
+    sent.clear()
+    online = True
+    todo = away.get_by_role("list", name="To do tasks")
+    await expect(todo.get_by_text("And another")).to_be_visible(timeout=20_000)
+    await expect(todo.get_by_text("Made while away")).to_be_visible()
+    await expect(todo.locator("li.task")).to_have_count(3)
+    await expect(away.get_by_role("status")).to_be_hidden()
+    joins = [m for m in sent if '"board:join"' in m]
+    assert joins and '"since_seq":1' in joins[0], joins
+
+
+async def add_member(hub: Hub, owner_email: str, board_id: str, member_email: str) -> None:
+    """The board's owner adds the member as an editor, over the REST API."""
+    _, login = await hub.request(
+        "POST", "/api/auth/login", json={"email": owner_email, "password": PASSWORD}
+    )
+    status, body = await hub.request(
+        "POST",
+        f"/api/boards/{board_id}/members",
+        token=login["access_token"],
+        json={"email": member_email, "role": "editor"},
+    )
+    assert status in (200, 201), body
