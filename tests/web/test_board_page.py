@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from playwright.async_api import Browser, Page, WebSocketRoute, expect
+from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
 
 from tests.support import Hub
 
@@ -68,26 +69,10 @@ async def test_a_wrong_password_is_answered_on_the_page(hub: Hub, browser: Brows
 
 
 async def test_a_task_created_by_one_user_appears_for_another(hub: Hub, browser: Browser) -> None:
-    owner_context = await browser.new_context()
-    member_context = await browser.new_context()
-    owner = await owner_context.new_page()
-    member = await member_context.new_page()
-    owner_email = await sign_up(owner, hub, "Owner")
-    member_email = await sign_up(member, hub, "Member")
-
-    await owner.get_by_label("New board").fill("Shared")
-    await owner.get_by_role("button", name="Create board").click()
-    await expect(owner.get_by_role("heading", name="Shared")).to_be_visible()
-    board_id = owner.url.rsplit("/", 1)[1]
-    await add_member(hub, owner_email, board_id, member_email)
-
-    await member.goto(f"{hub.url}/#/boards/{board_id}")
-    await expect(member.get_by_role("heading", name="Shared")).to_be_visible()
+    owner, member = await shared_board(hub, browser, "editor")
     await owner.get_by_label("New task title").fill("Seen live")
     await owner.get_by_label("New task title").press("Enter")
-    await expect(
-        member.get_by_role("list", name="To do tasks").get_by_text("Seen live")
-    ).to_be_visible()
+    await expect(column(member, "To do").get_by_text("Seen live")).to_be_visible()
 
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
@@ -124,8 +109,6 @@ async def test_the_login_and_board_pages_pass_an_accessibility_check(
 async def test_a_dropped_connection_catches_up_from_its_last_seq(
     hub: Hub, browser: Browser
 ) -> None:
-    away = await (await browser.new_context()).new_page()
-    here = await (await browser.new_context()).new_page()
     online = True
     live: list[WebSocketRoute] = []
     sent: list[str] = []
@@ -137,21 +120,20 @@ async def test_a_dropped_connection_catches_up_from_its_last_seq(
             await ws.close()
             return
         server = ws.connect_to_server()
-        ws.on_message(lambda message: (sent.append(str(message)), server.send(message)))
+
+        def forward(message: str | bytes) -> None:
+            sent.append(str(message))
+            server.send(message)
+
+        ws.on_message(forward)
         live.append(ws)
 
-    await away.route_web_socket("**/socket.io/**", gate)
-    away_email = await sign_up(away, hub, "Away")
-    here_email = await sign_up(here, hub, "Here")
-    await away.get_by_label("New board").fill("Catch up")
-    await away.get_by_role("button", name="Create board").click()
-    await expect(away.get_by_role("heading", name="Catch up")).to_be_visible()
-    board_id = away.url.rsplit("/", 1)[1]
-    await add_member(hub, away_email, board_id, here_email)
-    await away.get_by_label("New task title").fill("Before the drop")
-    await away.get_by_label("New task title").press("Enter")
+    async def behind_gate(page: Page) -> None:
+        await page.route_web_socket("**/socket.io/**", gate)
 
-    await here.goto(f"{hub.url}/#/boards/{board_id}")
+    away, here = await shared_board(
+        hub, browser, "editor", "Before the drop", prepare_owner=behind_gate
+    )
     await expect(here.get_by_text("Before the drop")).to_be_visible()
 
     online = False
@@ -175,8 +157,10 @@ async def test_a_dropped_connection_catches_up_from_its_last_seq(
     assert joins and '"since_seq":1' in joins[0], joins
 
 
-async def add_member(hub: Hub, owner_email: str, board_id: str, member_email: str) -> None:
-    """The board's owner adds the member as an editor, over the REST API."""
+async def add_member(
+    hub: Hub, owner_email: str, board_id: str, member_email: str, role: str = "editor"
+) -> None:
+    """The board's owner adds the member, over the REST API."""
     _, login = await hub.request(
         "POST", "/api/auth/login", json={"email": owner_email, "password": PASSWORD}
     )
@@ -184,6 +168,73 @@ async def add_member(hub: Hub, owner_email: str, board_id: str, member_email: st
         "POST",
         f"/api/boards/{board_id}/members",
         token=login["access_token"],
-        json={"email": member_email, "role": "editor"},
+        json={"email": member_email, "role": role},
     )
     assert status in (200, 201), body
+
+
+async def shared_board(
+    hub: Hub,
+    browser: Browser,
+    role: str,
+    *titles: str,
+    prepare_owner: Callable[[Page], Awaitable[None]] | None = None,
+) -> tuple[Page, Page]:
+    """An owner's page on a new board with `titles` in To do, and a member's page
+    (with `role`) on the same board; `prepare_owner` runs before the owner's page
+    opens anything."""
+    owner = await (await browser.new_context()).new_page()
+    if prepare_owner is not None:
+        await prepare_owner(owner)
+    member = await (await browser.new_context()).new_page()
+    owner_email = await sign_up(owner, hub, "Owner")
+    member_email = await sign_up(member, hub, "Member")
+    await owner.get_by_label("New board").fill("Shared")
+    await owner.get_by_role("button", name="Create board").click()
+    await expect(owner.get_by_role("heading", name="Shared")).to_be_visible()
+    board_id = owner.url.rsplit("/", 1)[1]
+    await add_member(hub, owner_email, board_id, member_email, role)
+    for title in titles:
+        await owner.get_by_label("New task title").fill(title)
+        await owner.get_by_label("New task title").press("Enter")
+        await expect(owner.get_by_text(title)).to_be_visible()
+    await member.goto(f"{hub.url}/#/boards/{board_id}")
+    await expect(member.get_by_role("heading", name="Shared")).to_be_visible()
+    return owner, member
+
+
+def column(page: Page, name: str) -> Locator:
+    return page.get_by_role("list", name=f"{name} tasks")
+
+
+async def test_a_card_dragged_in_one_browser_moves_in_the_other(hub: Hub, browser: Browser) -> None:
+    owner, member = await shared_board(hub, browser, "editor", "First", "Second", "Third")
+
+    # across columns
+    await owner.locator("li.task", has_text="Second").drag_to(column(owner, "In progress"))
+    await expect(column(owner, "In progress").get_by_text("Second")).to_be_visible()
+    await expect(column(member, "In progress").get_by_text("Second")).to_be_visible()
+    await expect(column(member, "To do").get_by_text("Second")).to_have_count(0)
+
+    # within a column: Third above First, and the order is kept
+    first = owner.locator("li.task", has_text="First")
+    await owner.locator("li.task", has_text="Third").drag_to(
+        first, target_position={"x": 20, "y": 2}
+    )
+    order = ["Third", "First"]
+    await expect(column(owner, "To do").locator("li.task .title")).to_have_text(order)
+    await expect(column(member, "To do").locator("li.task .title")).to_have_text(order)
+    await member.reload()
+    await expect(column(member, "To do").locator("li.task .title")).to_have_text(order)
+    await expect(column(member, "In progress").locator("li.task .title")).to_have_text(["Second"])
+
+
+async def test_a_refused_move_rolls_back_with_the_reason(hub: Hub, browser: Browser) -> None:
+    owner, viewer = await shared_board(hub, browser, "viewer", "Look, do not touch")
+
+    await viewer.get_by_label('Move "Look, do not touch" to').select_option("done")
+    await expect(viewer.get_by_role("status")).to_contain_text("was not moved")
+    await expect(column(viewer, "To do").get_by_text("Look, do not touch")).to_be_visible()
+    await expect(column(viewer, "Done").get_by_text("Look, do not touch")).to_have_count(0)
+    await owner.reload()
+    await expect(column(owner, "To do").get_by_text("Look, do not touch")).to_be_visible()

@@ -105,7 +105,13 @@ class BoardPage {
       const cards = [...this.tasks.values()]
         .filter((task) => task.status === status)
         .sort((a, b) => a.position - b.position);
-      const list = h("ol", { className: "cards", "aria-label": `${title} tasks` },
+      const list = h("ol", { className: "cards", "aria-label": `${title} tasks`,
+        ondragover: (event) => { event.preventDefault(); event.dataTransfer.dropEffect = "move"; },
+        ondrop: (event) => {
+          event.preventDefault();
+          const id = event.dataTransfer.getData("text/x-task-id");
+          if (id) this.move(id, status, this.dropPosition(list, event.clientY, id));
+        } },
         cards.map((task) => this.card(task)));
       const column = status === "cancelled"
         ? h("details", { className: "column collapsed" },
@@ -122,13 +128,58 @@ class BoardPage {
 
   card(task) {
     const due = task.due_date ? new Date(task.due_date) : null;
-    return h("li", { className: "task", "data-task-id": task.id },
+    const move = h("select", { className: "move", "aria-label": `Move "${task.title}" to`,
+      onchange: (event) => this.move(task.id, event.target.value, null) },
+      COLUMNS.map(([status, title]) => h("option", { value: status, selected: status === task.status }, title)));
+    return h("li", { className: "task", "data-task-id": task.id, draggable: "true",
+      ondragstart: (event) => {
+        event.dataTransfer.setData("text/x-task-id", task.id);
+        event.dataTransfer.effectAllowed = "move";
+      } },
       h("p", { className: "title" }, task.title),
       h("p", { className: "meta" },
         h("span", { className: `priority priority-${task.priority}` }, task.priority),
         due ? h("time", { datetime: task.due_date, className: task.is_delayed ? "late" : "" },
           due.toLocaleDateString()) : null,
-        task.tags.map((tag) => h("span", { className: "tag" }, tag))));
+        task.tags.map((tag) => h("span", { className: "tag" }, tag))),
+      move);
+  }
+
+  /** Where a card dropped on `list` at height `y` goes: between its neighbours. */
+  dropPosition(list, y, movingId) {
+    const cards = [...list.querySelectorAll("li.task")].filter((li) => li.dataset.taskId !== movingId);
+    const below = cards.findIndex((li) => y < li.getBoundingClientRect().top + li.offsetHeight / 2);
+    const at = (index) => this.tasks.get(cards[index]?.dataset.taskId)?.position;
+    const before = below === -1 ? at(cards.length - 1) : at(below - 1);
+    const after = below === -1 ? undefined : at(below);
+    if (before === undefined && after === undefined) return 1024;
+    if (before === undefined) return after - 1024;
+    if (after === undefined) return before + 1024;
+    return (before + after) / 2;
+  }
+
+  /** Optimistic: the card moves at once and goes back, with the reason, if the hub says no. */
+  async move(taskId, status, position) {
+    const task = this.tasks.get(taskId);
+    if (!task) return;
+    if (position === null) {
+      const column = [...this.tasks.values()].filter((t) => t.status === status && t.id !== taskId);
+      position = column.length ? Math.max(...column.map((t) => t.position)) + 1024 : 1024;
+    }
+    if (status === task.status && position === task.position) return;
+    const before = task;
+    this.tasks.set(taskId, { ...task, status, position });
+    this.render();
+    try {
+      const event = await this.call("task:move", {
+        task_id: taskId, base_version: task.version, status, position, op_id: crypto.randomUUID() });
+      this.apply(event);
+    } catch (error) {
+      if (this.tasks.get(taskId)?.version === before.version) this.tasks.set(taskId, before);
+      this.render();
+      this.say(`"${before.title}" was not moved: ${error.message}`);
+      setTimeout(() => this.say(null), 6000);
+    }
   }
 
   createForm() {
