@@ -104,6 +104,8 @@ async def test_the_login_and_board_pages_pass_an_accessibility_check(
     await page.get_by_label("New task title").press("Enter")
     await expect(page.get_by_text("A card to check")).to_be_visible()
     assert await serious_violations(page) == []
+    await edit(page, "A card to check")
+    assert await serious_violations(page) == []
 
 
 async def test_a_dropped_connection_catches_up_from_its_last_seq(
@@ -238,3 +240,74 @@ async def test_a_refused_move_rolls_back_with_the_reason(hub: Hub, browser: Brow
     await expect(column(viewer, "Done").get_by_text("Look, do not touch")).to_have_count(0)
     await owner.reload()
     await expect(column(owner, "To do").get_by_text("Look, do not touch")).to_be_visible()
+
+
+async def edit(page: Page, title: str) -> Locator:
+    """Open a card's edit panel; the panel."""
+    await page.get_by_role("button", name=f'Edit "{title}"').click()
+    panel = page.get_by_role("dialog")
+    await expect(panel.get_by_role("heading", name="Edit task")).to_be_visible()
+    return panel
+
+
+async def test_a_conflicting_edit_shows_both_values_and_keeps_the_chosen_one(
+    hub: Hub, browser: Browser, artifacts: Path
+) -> None:
+    owner, member = await shared_board(hub, browser, "editor", "Draft title")
+    mine = await edit(owner, "Draft title")
+    await mine.get_by_label("Title").fill("Owner's title")
+
+    theirs = await edit(member, "Draft title")
+    await theirs.get_by_label("Title").fill("Member's title")
+    await theirs.get_by_role("button", name="Save").click()
+    await expect(column(owner, "To do").get_by_text("Member's title")).to_be_visible()
+
+    await mine.get_by_role("button", name="Save").click()
+    await expect(mine.get_by_role("heading", name="Someone changed this task")).to_be_visible()
+    title = mine.get_by_role("group", name="Title")
+    await expect(title.get_by_label("Keep mine")).to_be_checked()
+    await expect(title).to_contain_text("Owner's title")
+    await expect(title).to_contain_text("Member's title")
+    await owner.screenshot(path=str(artifacts / "conflict-panel.png"))
+
+    await mine.get_by_role("button", name="Save my choices").click()
+    await expect(mine).to_be_hidden()
+    for page in (owner, member):
+        await expect(column(page, "To do").locator("li.task .title")).to_have_text(
+            ["Owner's title"]
+        )
+
+
+async def test_taking_theirs_in_a_conflict_writes_nothing(hub: Hub, browser: Browser) -> None:
+    owner, member = await shared_board(hub, browser, "editor", "Draft title")
+    mine = await edit(owner, "Draft title")
+    await mine.get_by_label("Title").fill("Owner's title")
+    theirs = await edit(member, "Draft title")
+    await theirs.get_by_label("Title").fill("Member's title")
+    await theirs.get_by_role("button", name="Save").click()
+    await expect(column(owner, "To do").get_by_text("Member's title")).to_be_visible()
+
+    await mine.get_by_role("button", name="Save").click()
+    await mine.get_by_role("group", name="Title").get_by_label("Take theirs").check()
+    await mine.get_by_role("button", name="Save my choices").click()
+    await expect(mine).to_be_hidden()
+    await owner.reload()
+    await expect(column(owner, "To do").locator("li.task .title")).to_have_text(["Member's title"])
+
+
+async def test_edits_of_different_fields_merge_without_asking(hub: Hub, browser: Browser) -> None:
+    owner, member = await shared_board(hub, browser, "editor", "Merge me")
+    mine = await edit(owner, "Merge me")
+    await mine.get_by_label("Priority").select_option("urgent")
+
+    theirs = await edit(member, "Merge me")
+    await theirs.get_by_label("Title").fill("Merged")
+    await theirs.get_by_role("button", name="Save").click()
+    await expect(column(owner, "To do").get_by_text("Merged")).to_be_visible()
+
+    await mine.get_by_role("button", name="Save").click()
+    await expect(mine).to_be_hidden()
+    for page in (owner, member):
+        card = column(page, "To do").locator("li.task")
+        await expect(card.locator(".title")).to_have_text(["Merged"])
+        await expect(card.locator(".priority")).to_have_text(["urgent"])

@@ -4,6 +4,7 @@
 
 import { io } from "socket.io-client";
 import { h, show } from "./dom.js";
+import { TaskPanel } from "./panel.js";
 
 const COLUMNS = [
   ["todo", "To do"],
@@ -30,13 +31,16 @@ class BoardPage {
     this.seq = null;
     this.board = null;
     this.banner = document.getElementById("banner");
+    this.area = h("div", { className: "board-area" });
+    this.panel = new TaskPanel((event, payload) => this.call(event, payload), (event) => this.apply(event));
     this.stopTokenWatch = api.onToken((token) => {
       if (token && this.socket) this.socket.auth = { token };
     });
   }
 
   start() {
-    show(this.view, h("p", { className: "muted" }, "Opening the board…"));
+    show(this.view, this.area, this.panel.element);
+    show(this.area, h("p", { className: "muted" }, "Opening the board…"));
     this.socket = io({ auth: { token: this.api.accessToken }, transports: ["websocket"] });
     this.socket.on("connect", () => this.join());
     this.socket.on("disconnect", (reason) => {
@@ -76,7 +80,7 @@ class BoardPage {
     try {
       reply = await this.call("board:join", payload);
     } catch (error) {
-      show(this.view, h("p", { className: "error", role: "alert" }, error.message));
+      show(this.area, h("p", { className: "error", role: "alert" }, error.message));
       return;
     }
     this.say(null);
@@ -97,6 +101,7 @@ class BoardPage {
     this.seq = event.seq;
     if (event.task.deleted_at) this.tasks.delete(event.task.id);
     else this.tasks.set(event.task.id, event.task);
+    this.panel.changed(event.task);
     if (render) this.render();
   }
 
@@ -121,7 +126,7 @@ class BoardPage {
             list, status === "todo" ? this.createForm() : null);
       return column;
     });
-    show(this.view,
+    show(this.area,
       h("div", { className: "board-head" }, h("a", { href: "#/boards" }, "← My boards"), h("h1", {}, this.board.name)),
       h("div", { className: "columns" }, columns));
   }
@@ -136,7 +141,9 @@ class BoardPage {
         event.dataTransfer.setData("text/x-task-id", task.id);
         event.dataTransfer.effectAllowed = "move";
       } },
-      h("p", { className: "title" }, task.title),
+      h("p", { className: "title" }, h("button", { type: "button", className: "open",
+        "aria-label": `Edit "${task.title}"`,
+        onclick: (event) => this.panel.open(this.tasks.get(task.id), event.currentTarget) }, task.title)),
       h("p", { className: "meta" },
         h("span", { className: `priority priority-${task.priority}` }, task.priority),
         due ? h("time", { datetime: task.due_date, className: task.is_delayed ? "late" : "" },
