@@ -250,20 +250,26 @@ async def edit(page: Page, title: str) -> Locator:
     return panel
 
 
-async def test_a_conflicting_edit_shows_both_values_and_keeps_the_chosen_one(
-    hub: Hub, browser: Browser, artifacts: Path
-) -> None:
+async def both_retitle(hub: Hub, browser: Browser) -> tuple[Page, Page, Locator]:
+    """The owner opens a card's panel and retitles it; meanwhile the member
+    retitles it too and saves first; then the owner saves. The owner's panel is
+    showing the conflict when this returns."""
     owner, member = await shared_board(hub, browser, "editor", "Draft title")
     mine = await edit(owner, "Draft title")
     await mine.get_by_label("Title").fill("Owner's title")
-
     theirs = await edit(member, "Draft title")
     await theirs.get_by_label("Title").fill("Member's title")
     await theirs.get_by_role("button", name="Save").click()
     await expect(column(owner, "To do").get_by_text("Member's title")).to_be_visible()
-
     await mine.get_by_role("button", name="Save").click()
     await expect(mine.get_by_role("heading", name="Someone changed this task")).to_be_visible()
+    return owner, member, mine
+
+
+async def test_a_conflicting_edit_shows_both_values_and_keeps_the_chosen_one(
+    hub: Hub, browser: Browser, artifacts: Path
+) -> None:
+    owner, member, mine = await both_retitle(hub, browser)
     title = mine.get_by_role("group", name="Title")
     await expect(title.get_by_label("Keep mine")).to_be_checked()
     await expect(title).to_contain_text("Owner's title")
@@ -279,15 +285,7 @@ async def test_a_conflicting_edit_shows_both_values_and_keeps_the_chosen_one(
 
 
 async def test_taking_theirs_in_a_conflict_writes_nothing(hub: Hub, browser: Browser) -> None:
-    owner, member = await shared_board(hub, browser, "editor", "Draft title")
-    mine = await edit(owner, "Draft title")
-    await mine.get_by_label("Title").fill("Owner's title")
-    theirs = await edit(member, "Draft title")
-    await theirs.get_by_label("Title").fill("Member's title")
-    await theirs.get_by_role("button", name="Save").click()
-    await expect(column(owner, "To do").get_by_text("Member's title")).to_be_visible()
-
-    await mine.get_by_role("button", name="Save").click()
+    owner, _, mine = await both_retitle(hub, browser)
     await mine.get_by_role("group", name="Title").get_by_label("Take theirs").check()
     await mine.get_by_role("button", name="Save my choices").click()
     await expect(mine).to_be_hidden()
