@@ -309,3 +309,21 @@ async def test_edits_of_different_fields_merge_without_asking(hub: Hub, browser:
         card = column(page, "To do").locator("li.task")
         await expect(card.locator(".title")).to_have_text(["Merged"])
         await expect(card.locator(".priority")).to_have_text(["urgent"])
+
+
+async def test_who_is_here_and_who_just_changed_a_card(hub: Hub, browser: Browser) -> None:
+    owner, member = await shared_board(hub, browser, "editor", "Watched card")
+    people = member.get_by_role("list", name="On this board now")
+    await expect(people.get_by_text("Owner", exact=True)).to_be_attached()
+    await expect(people.get_by_text("Member", exact=True)).to_be_attached()
+
+    await owner.get_by_label('Move "Watched card" to').select_option("review")
+    card = column(member, "Review").locator("li.task", has_text="Watched card")
+    await expect(card).to_contain_text("Changed by Owner")
+    await expect(card).to_have_class("task changed")
+    # the mover's own screen has no highlight, and the member's fades
+    await expect(column(owner, "Review").locator("li.task")).not_to_contain_text("Changed by")
+    await expect(card).not_to_contain_text("Changed by", timeout=5_000)
+
+    await owner.close()
+    await expect(people.get_by_text("Owner", exact=True)).not_to_be_attached()

@@ -16,6 +16,10 @@ const COLUMNS = [
 
 let current = null;
 
+function initials(name) {
+  return name.split(/\s+/).filter(Boolean).slice(0, 2).map((part) => part[0].toUpperCase()).join("");
+}
+
 export async function openBoard(view, api, boardId) {
   current?.close();
   current = new BoardPage(view, api, boardId);
@@ -28,6 +32,8 @@ class BoardPage {
     this.api = api;
     this.boardId = boardId;
     this.tasks = new Map();
+    this.people = new Map();  // who is on the board now: id -> name
+    this.highlights = new Map();  // task id -> who changed it a moment ago
     this.seq = null;
     this.board = null;
     this.banner = document.getElementById("banner");
@@ -50,6 +56,12 @@ class BoardPage {
     for (const event of ["task:created", "task:updated", "task:deleted"]) {
       this.socket.on(event, (body) => this.apply(body));
     }
+    this.socket.on("presence", (body) => {
+      if (body.board_id !== this.boardId) return;
+      if (body.state === "joined") this.people.set(body.user.id, body.user.name);
+      else this.people.delete(body.user.id);
+      this.renderPeople();
+    });
   }
 
   close() {
@@ -85,6 +97,7 @@ class BoardPage {
     }
     this.say(null);
     this.board = reply.board;
+    this.people = new Map(reply.presence.map((user) => [user.id, user.name]));
     if (reply.mode === "snapshot") {
       this.tasks = new Map(reply.tasks.map((task) => [task.id, task]));
       this.seq = reply.seq;
@@ -99,10 +112,31 @@ class BoardPage {
     if (event.board_id !== this.boardId) return;
     if (this.seq !== null && event.seq <= this.seq) return;
     this.seq = event.seq;
+    if (event.actor_id && event.actor_id !== this.api.user?.id) this.highlight(event);
     if (event.task.deleted_at) this.tasks.delete(event.task.id);
     else this.tasks.set(event.task.id, event.task);
     this.panel.changed(event.task);
     if (render) this.render();
+  }
+
+  /** A short highlight of a card someone else just changed, naming them. */
+  highlight(event) {
+    const who = this.people.get(event.actor_id) || "Someone";
+    const id = event.task.id;
+    clearTimeout(this.highlights.get(id)?.timer);
+    const timer = setTimeout(() => {
+      this.highlights.delete(id);
+      this.view.querySelector(`[data-task-id="${id}"]`)?.classList.remove("changed");
+      this.view.querySelector(`[data-task-id="${id}"] .by`)?.remove();
+    }, 2500);
+    this.highlights.set(id, { who, timer });
+  }
+
+  renderPeople() {
+    if (!this.peopleList) return;
+    show(this.peopleList, ...[...this.people].map(([id, name]) =>
+      h("li", { className: "avatar", title: name, "data-user-id": id },
+        h("span", { "aria-hidden": "true" }, initials(name)), h("span", { className: "sr-only" }, name))));
   }
 
   render() {
@@ -126,8 +160,11 @@ class BoardPage {
             list, status === "todo" ? this.createForm() : null);
       return column;
     });
+    this.peopleList = h("ul", { className: "people", "aria-label": "On this board now" });
+    this.renderPeople();
     show(this.area,
-      h("div", { className: "board-head" }, h("a", { href: "#/boards" }, "← My boards"), h("h1", {}, this.board.name)),
+      h("div", { className: "board-head" }, h("a", { href: "#/boards" }, "← My boards"), h("h1", {}, this.board.name),
+        this.peopleList),
       h("div", { className: "columns" }, columns));
   }
 
@@ -136,7 +173,8 @@ class BoardPage {
     const move = h("select", { className: "move", "aria-label": `Move "${task.title}" to`,
       onchange: (event) => this.move(task.id, event.target.value, null) },
       COLUMNS.map(([status, title]) => h("option", { value: status, selected: status === task.status }, title)));
-    return h("li", { className: "task", "data-task-id": task.id, draggable: "true",
+    const changedBy = this.highlights.get(task.id)?.who;
+    return h("li", { className: changedBy ? "task changed" : "task", "data-task-id": task.id, draggable: "true",
       ondragstart: (event) => {
         event.dataTransfer.setData("text/x-task-id", task.id);
         event.dataTransfer.effectAllowed = "move";
@@ -149,6 +187,7 @@ class BoardPage {
         due ? h("time", { datetime: task.due_date, className: task.is_delayed ? "late" : "" },
           due.toLocaleDateString()) : null,
         task.tags.map((tag) => h("span", { className: "tag" }, tag))),
+      changedBy ? h("p", { className: "by" }, `Changed by ${changedBy}`) : null,
       move);
   }
 
