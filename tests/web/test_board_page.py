@@ -327,3 +327,23 @@ async def test_who_is_here_and_who_just_changed_a_card(hub: Hub, browser: Browse
 
     await owner.close()
     await expect(people.get_by_text("Owner", exact=True)).not_to_be_attached()
+
+
+async def test_delete_with_undo(hub: Hub, browser: Browser) -> None:
+    owner, member = await shared_board(hub, browser, "editor", "Keep me", "Drop me")
+
+    panel = await edit(owner, "Keep me")
+    await panel.get_by_role("button", name="Delete").click()
+    await expect(column(owner, "To do").get_by_text("Keep me")).to_have_count(0)
+    toast = owner.get_by_role("status").filter(has_text='Deleted "Keep me"')
+    await toast.get_by_role("button", name="Undo").click()
+    await expect(column(owner, "To do").get_by_text("Keep me")).to_be_visible()
+
+    panel = await edit(owner, "Drop me")
+    await panel.get_by_role("button", name="Delete").click()
+    # sent when the undo time is up: the other screen loses it then, and it stays gone
+    await expect(column(member, "To do").get_by_text("Drop me")).to_have_count(0, timeout=10_000)
+    await expect(toast).to_be_hidden()
+    for page in (owner, member):
+        await page.reload()
+        await expect(column(page, "To do").locator("li.task .title")).to_have_text(["Keep me"])

@@ -15,6 +15,7 @@ const COLUMNS = [
 ];
 
 let current = null;
+const UNDO_MS = 5000;
 
 function initials(name) {
   return name.split(/\s+/).filter(Boolean).slice(0, 2).map((part) => part[0].toUpperCase()).join("");
@@ -38,14 +39,19 @@ class BoardPage {
     this.board = null;
     this.banner = document.getElementById("banner");
     this.area = h("div", { className: "board-area" });
-    this.panel = new TaskPanel((event, payload) => this.call(event, payload), (event) => this.apply(event));
+    this.panel = new TaskPanel((event, payload) => this.call(event, payload), (event) => this.apply(event),
+      (task) => this.remove(task));
+    this.toast = h("div", { className: "toast", role: "status", hidden: true });
+    this.pendingDeletes = new Map();  // task id -> timer of the delete not sent yet
+    this.flushDeletes = () => { for (const id of [...this.pendingDeletes.keys()]) this.sendDelete(id); };
+    window.addEventListener("pagehide", this.flushDeletes);
     this.stopTokenWatch = api.onToken((token) => {
       if (token && this.socket) this.socket.auth = { token };
     });
   }
 
   start() {
-    show(this.view, this.area, this.panel.element);
+    show(this.view, this.area, this.panel.element, this.toast);
     show(this.area, h("p", { className: "muted" }, "Opening the board…"));
     this.socket = io({ auth: { token: this.api.accessToken }, transports: ["websocket"] });
     this.socket.on("connect", () => this.join());
@@ -65,6 +71,8 @@ class BoardPage {
   }
 
   close() {
+    this.flushDeletes();
+    window.removeEventListener("pagehide", this.flushDeletes);
     this.stopTokenWatch();
     this.socket?.disconnect();
     this.say(null);
@@ -119,6 +127,37 @@ class BoardPage {
     if (render) this.render();
   }
 
+  /** Delete with undo: the card goes at once, and the delete is sent when the
+   * undo time is up (or the page is left); undo before that costs nothing. */
+  remove(task) {
+    this.pendingDeletes.set(task.id, setTimeout(() => this.sendDelete(task.id), UNDO_MS));
+    this.render();
+    const undo = h("button", { type: "button", className: "link", onclick: () => {
+      clearTimeout(this.pendingDeletes.get(task.id));
+      this.pendingDeletes.delete(task.id);
+      this.toast.hidden = true;
+      this.render();
+      this.view.querySelector(`[data-task-id="${task.id}"] .open`)?.focus();
+    } }, "Undo");
+    show(this.toast, `Deleted "${task.title}". `, undo);
+    this.toast.hidden = false;
+    undo.focus();
+  }
+
+  async sendDelete(id) {
+    clearTimeout(this.pendingDeletes.get(id));
+    this.pendingDeletes.delete(id);
+    this.toast.hidden = true;
+    const task = this.tasks.get(id);
+    if (!task) return;
+    try {
+      this.apply(await this.call("task:delete", { task_id: id, base_version: task.version, op_id: crypto.randomUUID() }));
+    } catch (error) {
+      this.render();
+      this.say(`"${task.title}" was not deleted: ${error.message}`);
+    }
+  }
+
   /** A short highlight of a card someone else just changed, naming them. */
   highlight(event) {
     const who = this.people.get(event.actor_id) || "Someone";
@@ -142,7 +181,7 @@ class BoardPage {
   render() {
     const columns = COLUMNS.map(([status, title]) => {
       const cards = [...this.tasks.values()]
-        .filter((task) => task.status === status)
+        .filter((task) => task.status === status && !this.pendingDeletes.has(task.id))
         .sort((a, b) => a.position - b.position);
       const list = h("ol", { className: "cards", "aria-label": `${title} tasks`,
         ondragover: (event) => { event.preventDefault(); event.dataTransfer.dropEffect = "move"; },

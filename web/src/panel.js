@@ -24,10 +24,12 @@ function same(a, b) {
 }
 
 export class TaskPanel {
-  /** `call(event, payload)` asks the hub; `applied(event)` takes the ack's event. */
-  constructor(call, applied) {
+  /** `call(event, payload)` asks the hub; `applied(event)` takes the ack's event;
+   * `remove(task)` deletes the task (with undo). */
+  constructor(call, applied, remove) {
     this.call = call;
     this.applied = applied;
+    this.remove = remove;
     this.element = h("aside", { className: "panel", role: "dialog", "aria-modal": "false",
       "aria-labelledby": "panel-title", hidden: true,
       onkeydown: (event) => { if (event.key === "Escape") this.close(); } });
@@ -81,7 +83,12 @@ export class TaskPanel {
       this.note, error,
       h("div", { className: "actions" },
         h("button", { type: "submit", className: "primary" }, "Save"),
-        h("button", { type: "button", onclick: () => this.close() }, "Cancel")));
+        h("button", { type: "button", onclick: () => this.close() }, "Cancel"),
+        h("button", { type: "button", className: "danger", onclick: () => {
+          const task = this.task;
+          this.close();
+          this.remove(task);
+        } }, "Delete")));
     show(this.element, form);
     title.focus();
   }
