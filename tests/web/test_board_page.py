@@ -347,3 +347,45 @@ async def test_delete_with_undo(hub: Hub, browser: Browser) -> None:
     for page in (owner, member):
         await page.reload()
         await expect(column(page, "To do").locator("li.task .title")).to_have_text(["Keep me"])
+
+
+async def test_filters_and_search_hide_cards_on_this_screen_only(
+    hub: Hub, browser: Browser
+) -> None:
+    owner, member = await shared_board(hub, browser, "editor", "Fix login", "Write docs")
+    panel = await edit(owner, "Fix login")
+    await panel.get_by_label("Priority").select_option("urgent")
+    await panel.get_by_label("Tags").fill("backend, security")
+    await panel.get_by_label("Assignee").select_option(label="Member")
+    await panel.get_by_role("button", name="Save").click()
+    await expect(
+        column(member, "To do")
+        .locator("li.task", has_text="Fix login")
+        .get_by_title("Assigned to Member")
+    ).to_be_visible()
+    todo = column(owner, "To do").locator("li.task .title")
+    await expect(todo).to_have_text(["Fix login", "Write docs"])
+
+    await owner.get_by_label("Search tasks").fill("LOGIN")
+    await expect(todo).to_have_text(["Fix login"])
+    await owner.get_by_role("button", name="Clear filters").click()
+    await owner.get_by_label("Filter by priority").select_option("urgent")
+    await expect(todo).to_have_text(["Fix login"])
+    await owner.get_by_role("button", name="Clear filters").click()
+    await owner.get_by_label("Filter by tag").select_option("security")
+    await expect(todo).to_have_text(["Fix login"])
+    await owner.get_by_role("button", name="Clear filters").click()
+    await owner.get_by_label("Filter by assignee").select_option("nobody")
+    await expect(todo).to_have_text(["Write docs"])
+    await owner.get_by_label("Filter by assignee").select_option(label="Member")
+    await expect(todo).to_have_text(["Fix login"])
+    await owner.get_by_role("button", name="Clear filters").click()
+
+    # a filtered screen still takes live events, and text being typed survives them
+    await owner.get_by_label("Search tasks").fill("docs")
+    await owner.get_by_label("New task title").fill("half-typed")
+    await member.get_by_label("New task title").fill("More docs")
+    await member.get_by_label("New task title").press("Enter")
+    await expect(todo).to_have_text(["Write docs", "More docs"])
+    await expect(owner.get_by_label("New task title")).to_have_value("half-typed")
+    await expect(column(member, "To do").locator("li.task")).to_have_count(3)

@@ -4,6 +4,7 @@
 
 import { io } from "socket.io-client";
 import { h, show } from "./dom.js";
+import { TaskFilters } from "./filters.js";
 import { TaskPanel } from "./panel.js";
 
 const COLUMNS = [
@@ -34,13 +35,15 @@ class BoardPage {
     this.boardId = boardId;
     this.tasks = new Map();
     this.people = new Map();  // who is on the board now: id -> name
+    this.members = new Map();  // who belongs to it: id -> name
+    this.filters = new TaskFilters(() => this.render());
     this.highlights = new Map();  // task id -> who changed it a moment ago
     this.seq = null;
     this.board = null;
     this.banner = document.getElementById("banner");
     this.area = h("div", { className: "board-area" });
     this.panel = new TaskPanel((event, payload) => this.call(event, payload), (event) => this.apply(event),
-      (task) => this.remove(task));
+      (task) => this.remove(task), () => this.members);
     this.toast = h("div", { className: "toast", role: "status", hidden: true });
     this.pendingDeletes = new Map();  // task id -> timer of the delete not sent yet
     this.flushDeletes = () => { for (const id of [...this.pendingDeletes.keys()]) this.sendDelete(id); };
@@ -67,6 +70,9 @@ class BoardPage {
       if (body.state === "joined") this.people.set(body.user.id, body.user.name);
       else this.people.delete(body.user.id);
       this.renderPeople();
+      if (body.state === "joined" && !this.members.has(body.user.id)) {
+        this.loadMembers().then(() => this.render());
+      }
     });
   }
 
@@ -100,12 +106,14 @@ class BoardPage {
     try {
       reply = await this.call("board:join", payload);
     } catch (error) {
+      this.built = false;
       show(this.area, h("p", { className: "error", role: "alert" }, error.message));
       return;
     }
     this.say(null);
     this.board = reply.board;
     this.people = new Map(reply.presence.map((user) => [user.id, user.name]));
+    await this.loadMembers();
     if (reply.mode === "snapshot") {
       this.tasks = new Map(reply.tasks.map((task) => [task.id, task]));
       this.seq = reply.seq;
@@ -121,10 +129,25 @@ class BoardPage {
     if (this.seq !== null && event.seq <= this.seq) return;
     this.seq = event.seq;
     if (event.actor_id && event.actor_id !== this.api.user?.id) this.highlight(event);
+    const assignee = event.task.assignee_id;
+    if (assignee && !this.members.has(assignee) && this.built) {
+      this.loadMembers().then(() => this.render());
+    }
     if (event.task.deleted_at) this.tasks.delete(event.task.id);
     else this.tasks.set(event.task.id, event.task);
     this.panel.changed(event.task);
     if (render) this.render();
+  }
+
+  /** Who belongs to the board, for assignee names and pickers; asked again when
+   * someone not yet known shows up (a member added since). */
+  async loadMembers() {
+    try {
+      const { members } = await this.call("board:members", { board_id: this.boardId });
+      this.members = new Map(members.map((m) => [m.user_id, m.name]));
+    } catch {
+      // names are a nicety: the board works without them
+    }
   }
 
   /** Delete with undo: the card goes at once, and the delete is sent when the
@@ -171,6 +194,12 @@ class BoardPage {
     this.highlights.set(id, { who, timer });
   }
 
+  assigneeAvatar(userId) {
+    const name = this.members.get(userId) || "a former member";
+    return h("span", { className: "avatar small", title: `Assigned to ${name}` },
+      h("span", { "aria-hidden": "true" }, initials(name)), h("span", { className: "sr-only" }, `Assigned to ${name}`));
+  }
+
   renderPeople() {
     if (!this.peopleList) return;
     show(this.peopleList, ...[...this.people].map(([id, name]) =>
@@ -178,33 +207,55 @@ class BoardPage {
         h("span", { "aria-hidden": "true" }, initials(name)), h("span", { className: "sr-only" }, name))));
   }
 
-  render() {
+  /** The page's frame, built once per join: head, filters, columns and the add
+   * form stay in place (and keep focus and typed text) while cards re-render. */
+  build() {
+    this.peopleList = h("ul", { className: "people", "aria-label": "On this board now" });
+    this.lists = new Map();
+    this.counts = new Map();
     const columns = COLUMNS.map(([status, title]) => {
-      const cards = [...this.tasks.values()]
-        .filter((task) => task.status === status && !this.pendingDeletes.has(task.id))
-        .sort((a, b) => a.position - b.position);
       const list = h("ol", { className: "cards", "aria-label": `${title} tasks`,
         ondragover: (event) => { event.preventDefault(); event.dataTransfer.dropEffect = "move"; },
         ondrop: (event) => {
           event.preventDefault();
           const id = event.dataTransfer.getData("text/x-task-id");
           if (id) this.move(id, status, this.dropPosition(list, event.clientY, id));
-        } },
-        cards.map((task) => this.card(task)));
-      const column = status === "cancelled"
-        ? h("details", { className: "column collapsed" },
-            h("summary", {}, `${title} (${cards.length})`), list)
+        } });
+      const count = h("span", { className: "count" });
+      this.lists.set(status, list);
+      this.counts.set(status, count);
+      return status === "cancelled"
+        ? h("details", { className: "column collapsed" }, h("summary", {}, title, count), list)
         : h("section", { className: "column", "aria-labelledby": `col-${status}` },
-            h("h2", { id: `col-${status}` }, title, h("span", { className: "count" }, String(cards.length))),
+            h("h2", { id: `col-${status}` }, title, count),
             list, status === "todo" ? this.createForm() : null);
-      return column;
     });
-    this.peopleList = h("ul", { className: "people", "aria-label": "On this board now" });
-    this.renderPeople();
     show(this.area,
-      h("div", { className: "board-head" }, h("a", { href: "#/boards" }, "← My boards"), h("h1", {}, this.board.name),
-        this.peopleList),
+      h("div", { className: "board-head" }, h("a", { href: "#/boards" }, "← My boards"),
+        h("h1", {}, this.board.name), this.peopleList),
+      this.filters.element,
       h("div", { className: "columns" }, columns));
+    this.built = true;
+  }
+
+  render() {
+    if (!this.built) this.build();
+    this.renderPeople();
+    this.filters.offer(this.tasks.values(), this.members);
+    const focused = document.activeElement?.closest?.("[data-task-id]");
+    const focusId = focused?.dataset.taskId;
+    const focusClass = focusId ? document.activeElement.className : null;
+    for (const [status] of COLUMNS) {
+      const cards = [...this.tasks.values()]
+        .filter((task) => task.status === status && !this.pendingDeletes.has(task.id))
+        .filter((task) => this.filters.matches(task))
+        .sort((a, b) => a.position - b.position);
+      show(this.lists.get(status), ...cards.map((task) => this.card(task)));
+      this.counts.get(status).textContent = String(cards.length);
+    }
+    if (focusId && focusClass) {
+      this.view.querySelector(`[data-task-id="${focusId}"] .${focusClass.split(" ")[0]}`)?.focus();
+    }
   }
 
   card(task) {
@@ -225,7 +276,8 @@ class BoardPage {
         h("span", { className: `priority priority-${task.priority}` }, task.priority),
         due ? h("time", { datetime: task.due_date, className: task.is_delayed ? "late" : "" },
           due.toLocaleDateString()) : null,
-        task.tags.map((tag) => h("span", { className: "tag" }, tag))),
+        task.tags.map((tag) => h("span", { className: "tag" }, tag)),
+        task.assignee_id ? this.assigneeAvatar(task.assignee_id) : null),
       changedBy ? h("p", { className: "by" }, `Changed by ${changedBy}`) : null,
       move);
   }

@@ -7,13 +7,15 @@
 import { h, show } from "./dom.js";
 
 const PRIORITIES = ["low", "medium", "high", "urgent"];
-const LABELS = { title: "Title", description: "Description", priority: "Priority", tags: "Tags" };
+const LABELS = { title: "Title", description: "Description", priority: "Priority", tags: "Tags",
+  assignee_id: "Assignee" };
 
 function tagsOf(text) {
   return [...new Set(text.split(",").map((tag) => tag.trim()).filter(Boolean))];
 }
 
-function shown(field, value) {
+function shown(field, value, names) {
+  if (field === "assignee_id") return value ? names.get(value) || "a former member" : "(nobody)";
   if (field === "tags") return value.length ? value.join(", ") : "(none)";
   if (value === null || value === "") return "(empty)";
   return String(value);
@@ -25,8 +27,9 @@ function same(a, b) {
 
 export class TaskPanel {
   /** `call(event, payload)` asks the hub; `applied(event)` takes the ack's event;
-   * `remove(task)` deletes the task (with undo). */
-  constructor(call, applied, remove) {
+   * `remove(task)` deletes the task (with undo); `members()` names the board's people. */
+  constructor(call, applied, remove, members) {
+    this.members = members;
     this.call = call;
     this.applied = applied;
     this.remove = remove;
@@ -63,6 +66,8 @@ export class TaskPanel {
     description.value = value("description") ?? "";
     const priority = h("select", {}, PRIORITIES.map((p) => h("option", { value: p, selected: p === value("priority") }, p)));
     const tags = h("input", { type: "text", value: value("tags").join(", "), "aria-describedby": "tags-help" });
+    const assignee = h("select", {}, h("option", { value: "" }, "Nobody"),
+      [...this.members()].map(([id, name]) => h("option", { value: id, selected: id === value("assignee_id") }, name)));
     const error = h("p", { className: "error", role: "alert" });
     this.note = h("p", { className: "muted", "aria-live": "polite" });
     const field = (label, input, help) => {
@@ -72,13 +77,13 @@ export class TaskPanel {
     const form = h("form", { onsubmit: async (event) => {
       event.preventDefault();
       const edited = { title: title.value.trim(), description: description.value || null,
-        priority: priority.value, tags: tagsOf(tags.value) };
+        priority: priority.value, tags: tagsOf(tags.value), assignee_id: assignee.value || null };
       const changes = Object.fromEntries(Object.entries(edited).filter(([k, v]) => !same(v, base[k])));
       if (!Object.keys(changes).length) return this.close();
       await this.save(base, changes, error);
     } },
       h("h2", { id: "panel-title" }, "Edit task"),
-      field("Title", title), field("Description", description), field("Priority", priority),
+      field("Title", title), field("Description", description), field("Priority", priority), field("Assignee", assignee),
       field("Tags", tags, h("small", { id: "tags-help", className: "muted" }, "Separate tags with commas.")),
       this.note, error,
       h("div", { className: "actions" },
@@ -113,7 +118,7 @@ export class TaskPanel {
       const option = (which, label, value) => h("label", { className: "choice" },
         h("input", { type: "radio", name, value: which, checked: which === "mine",
           onchange: () => choices.set(f, which) }),
-        h("span", {}, label, h("strong", {}, shown(f, value))));
+        h("span", {}, label, h("strong", {}, shown(f, value, this.members()))));
       return h("fieldset", { className: "conflict-field" },
         h("legend", {}, LABELS[f] || f),
         option("mine", "Keep mine: ", changes[f]),
