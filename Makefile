@@ -6,11 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_DEPS := bench/node_modules/.package-lock.json
 WEB_DEPS := web/node_modules/.package-lock.json
-# Debian's chromium for the browser tests (tests/web); Playwright never downloads one
+# Debian's chromium and firefox-esr for the browser tests (tests/web); Playwright
+# never downloads a browser
 CHROMIUM := /usr/bin/chromium
+FIREFOX := /usr/bin/firefox-esr
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types format clean bench
+.PHONY: run test lint types format clean bench screenshot
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +24,8 @@ run: $(STAMP) $(WEB_DEPS)
 	$(BIN)/taskhub dev
 
 # tests/hub/test_fanout_wire.py runs the official Node socket.io-client from bench/;
-# tests/web drives the board page in chromium.
-test: $(STAMP) $(NODE_DEPS) $(WEB_DEPS) $(CHROMIUM) lint types
+# tests/web drives the board page in chromium and firefox.
+test: $(STAMP) $(NODE_DEPS) $(WEB_DEPS) $(CHROMIUM) $(FIREFOX) lint types
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -53,6 +55,14 @@ $(WEB_DEPS): web/package.json web/package-lock.json
 $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	$(SUDO) apt-get install -y -q --no-install-recommends chromium
+
+$(FIREFOX):
+	$(SUDO) apt-get update -q
+	$(SUDO) apt-get install -y -q --no-install-recommends firefox-esr
+
+# The README's docs/board.png, taken from the demo while `make run` serves it
+screenshot: $(STAMP) $(CHROMIUM)
+	$(BIN)/python -m tests.web.readme_screenshot
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -215,6 +215,13 @@ async def chat_send(ns: HubNamespace, caller: Caller, payload: ChatSend) -> dict
             )
             # before commit: this node emits the channel's messages in seq order
             turn = ns.emit_turn(channel.id)
+        if payload.to_user_id is not None and message.seq == 1:
+            # a DM exists only from its first message on: both learn of it first
+            await ns.emit_to(
+                ServerEvent.CHAT_CHANNEL,
+                to_wire(channel),
+                [room_user(m.id) for m in channel.members],
+            )
         await _emit(ns, event_id, ChatEventType.MESSAGE, message, channel, turn)
     finally:
         if turn is not None:

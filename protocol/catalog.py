@@ -385,7 +385,8 @@ SERVER_EVENTS: tuple[ServerEventSpec, ...] = (
     ServerEventSpec(
         ServerEvent.CHAT_CHANNEL,
         "user:{id}",
-        f"You were made a member of a new channel: {_CHANNEL}.",
+        "You were made a member of a new channel (by `chat:create`, or a DM by its first "
+        f"message, sent before that message): {_CHANNEL}.",
     ),
     ServerEventSpec(
         ServerEvent.CHAT_UNREAD,

@@ -147,8 +147,18 @@ async def update_if_version(
             *params,
         )
     except asyncpg.CheckViolationError as exc:
-        raise InvalidPayload(f"the edit violates {exc.constraint_name}") from None
+        message, field = _CHECK_MESSAGES.get(
+            exc.constraint_name or "", (f"the edit violates {exc.constraint_name}", None)
+        )
+        raise InvalidPayload(message, details={"field": field} if field else None) from None
     return _task(row) if row else None
+
+
+# What a refused edit means to the person who made it: the CHECKs of the tasks
+# table whose two fields can come from different edits (one stored, one new).
+_CHECK_MESSAGES: dict[str, tuple[str, str | None]] = {
+    "tasks_due_after_start": ("due_date must not be before start_date", "due_date"),
+}
 
 
 async def occurrence_exists(conn: Connection, task_id: uuid.UUID) -> bool:

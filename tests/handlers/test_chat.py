@@ -378,6 +378,9 @@ async def test_a_first_dm_reaches_every_tab_without_a_join_and_replies_share_its
         first = await _send(a, "psst", to_user_id=bob.id)
         dm = first["channel_id"]
         for peer in (a, b1, b2):  # nobody joined anything: the user rooms carry it
+            (made,) = await peer.wait_for("chat:channel")
+            assert made["id"] == dm and made["kind"] == "dm"
+            assert sorted(u["id"] for u in made["members"]) == sorted([alice.id, bob.id])
             (seen,) = await peer.wait_for("chat:message")
             assert seen == first
 

@@ -240,7 +240,11 @@ async def test_merge_that_breaks_a_cross_field_rule_is_a_conflict(hub: Hub) -> N
         assert second["error"]["details"]["conflicting_fields"] == ["due_date"]
         # against the current version the same edit is plain bad input
         third = await _update(b, task["id"], 2, {"due_date": "2030-01-01T00:00:00Z"})
-        assert third["error"]["code"] == "invalid_payload"
+        assert third["error"] == {
+            "code": "invalid_payload",
+            "message": "due_date must not be before start_date",
+            "details": {"field": "due_date"},
+        }
     finally:
         await a.close()
         await b.close()

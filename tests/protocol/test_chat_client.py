@@ -59,10 +59,12 @@ async def test_chat_calls_and_events_are_typed(hub: Hub, serializer: Serializer)
         await eventually(lambda: len(unread) == 1)
 
         dm = await client.chat.send("psst", to_user_id=(await client.members(board_id))[1].user_id)
+        await eventually(lambda: len(created) == 1)  # a first DM announces its channel
+        assert created[0].id == dm.channel_id and created[0].kind == "dm"
         assert (await client.chat.delete(dm.id)).deleted_at is not None
         side = await client.chat.create("design", board_id=board_id)
-        await eventually(lambda: len(created) == 1)
-        assert created[0].id == side.id and created[0].name == "design"
+        await eventually(lambda: len(created) == 2)
+        assert created[1].id == side.id and created[1].name == "design"
 
         with pytest.raises(InvalidPayload):
             await client.chat.send("   ", channel_id=general.id)

@@ -1,5 +1,7 @@
-"""A real headless browser: Debian's chromium driven by Playwright (no browser
-download; the Makefile's test target installs the chromium package)."""
+"""Real headless browsers: Debian's chromium (over CDP) and Debian's firefox-esr
+(over WebDriver BiDi, Playwright's `moz-firefox` channel), driven by Playwright
+with no browser download; the Makefile's test target installs both packages.
+Every browser test runs in each of them."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 # Chromium starts many background connections that this closed network refuses.
-_FLAGS = [
+CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
@@ -23,19 +25,29 @@ _FLAGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail("chromium is not installed: `make test` installs Debian's chromium package")
-    return path
+def installed(*names: str) -> str:
+    for name in names:
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    pytest.fail(f"{names[0]} is not installed: `make test` installs Debian's {names[0]} package")
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@pytest.fixture(params=["chromium", "firefox"])
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=_FLAGS
-        )
+        if request.param == "chromium":
+            launched = await playwright.chromium.launch(
+                executable_path=installed("chromium", "chromium-browser"),
+                headless=True,
+                args=CHROMIUM_FLAGS,
+            )
+        else:
+            launched = await playwright.firefox.launch(
+                executable_path=installed("firefox-esr", "firefox"),
+                channel="moz-firefox",
+                headless=True,
+            )
         try:
             yield launched
         finally:

@@ -79,7 +79,8 @@ export class Api {
     this.user = tokens.user;
     clearTimeout(this.refreshTimer);
     const ttlMs = (tokens.expires_in ?? 900) * 1000;
-    this.refreshTimer = setTimeout(() => this.refreshSoon(), Math.max(ttlMs - REFRESH_MARGIN_MS, 5_000));
+    // a minute before it expires; a token that lives under two minutes, at half its life
+    this.refreshTimer = setTimeout(() => this.refreshSoon(), Math.max(ttlMs - REFRESH_MARGIN_MS, ttlMs / 2));
     for (const listener of this.listeners) listener(this.accessToken);
   }
 

@@ -2,8 +2,13 @@
 
 import { Api, ApiError } from "./api.js";
 import { h, show } from "./dom.js";
+import { Bell } from "./bell.js";
+import { Live } from "./live.js";
 
 const api = new Api();
+const live = new Live(api);
+new Bell(live, api, document.getElementById("bell"));
+let board = null;  // the board module, once a board was opened
 const view = document.getElementById("view");
 let config = { dev: false, demo_users: [] };
 
@@ -98,8 +103,8 @@ async function boardsView() {
 }
 
 async function boardView(boardId) {
-  const { openBoard } = await import("./board.js");
-  await openBoard(view, api, boardId);
+  board = await import("./board.js");
+  await board.openBoard(view, api, live, boardId);
 }
 
 function renderAccount() {
@@ -110,13 +115,15 @@ function renderAccount() {
 
 async function render() {
   renderAccount();
+  const match = api.user && location.hash.match(/^#\/boards\/([0-9a-f-]{36})$/);
+  if (!match) board?.closeBoard();
   if (!api.user) return authView();
-  const match = location.hash.match(/^#\/boards\/([0-9a-f-]{36})$/);
   if (match) return boardView(match[1]);
   return boardsView();
 }
 
 document.getElementById("logout").addEventListener("click", async () => {
+  board?.closeBoard();  // first, so its last writes go out as this user
   await api.logout().catch(() => {});
   location.hash = "";
   render();

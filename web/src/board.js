@@ -2,9 +2,10 @@
 // task event of the room applied in seq order (a seq already applied is dropped).
 // Reconnects join again with since_seq, so the board catches up without a reload.
 
-import { io } from "socket.io-client";
+import { ChatPanel } from "./chat.js";
 import { h, show } from "./dom.js";
 import { TaskFilters } from "./filters.js";
+import { MembersBox } from "./members.js";
 import { TaskPanel } from "./panel.js";
 
 const COLUMNS = [
@@ -22,16 +23,23 @@ function initials(name) {
   return name.split(/\s+/).filter(Boolean).slice(0, 2).map((part) => part[0].toUpperCase()).join("");
 }
 
-export async function openBoard(view, api, boardId) {
+export async function openBoard(view, api, live, boardId) {
   current?.close();
-  current = new BoardPage(view, api, boardId);
+  current = new BoardPage(view, api, live, boardId);
   current.start();
 }
 
+/** Leaving the board (another view, or logging out). */
+export function closeBoard() {
+  current?.close();
+  current = null;
+}
+
 class BoardPage {
-  constructor(view, api, boardId) {
+  constructor(view, api, live, boardId) {
     this.view = view;
     this.api = api;
+    this.live = live;
     this.boardId = boardId;
     this.tasks = new Map();
     this.people = new Map();  // who is on the board now: id -> name
@@ -44,28 +52,26 @@ class BoardPage {
     this.area = h("div", { className: "board-area" });
     this.panel = new TaskPanel((event, payload) => this.call(event, payload), (event) => this.apply(event),
       (task) => this.remove(task), () => this.members);
+    this.membersBox = new MembersBox(api, boardId, () => this.loadMembers().then(() => this.render()));
+    this.chat = new ChatPanel(live, api, boardId, () => this.members);
     this.toast = h("div", { className: "toast", role: "status", hidden: true });
     this.pendingDeletes = new Map();  // task id -> timer of the delete not sent yet
     this.flushDeletes = () => { for (const id of [...this.pendingDeletes.keys()]) this.sendDelete(id); };
     window.addEventListener("pagehide", this.flushDeletes);
-    this.stopTokenWatch = api.onToken((token) => {
-      if (token && this.socket) this.socket.auth = { token };
-    });
+    this.stops = [];
   }
 
   start() {
     show(this.view, this.area, this.panel.element, this.toast);
     show(this.area, h("p", { className: "muted" }, "Opening the board…"));
-    this.socket = io({ auth: { token: this.api.accessToken }, transports: ["websocket"] });
-    this.socket.on("connect", () => this.join());
-    this.socket.on("disconnect", (reason) => {
+    const on = (event, fn) => this.stops.push(this.live.on(event, fn));
+    this.stops.push(this.live.whenConnected(() => this.join()));
+    on("disconnect", (reason) => {
       if (reason !== "io client disconnect") this.say("Connection lost. Reconnecting…");
     });
-    this.socket.on("connect_error", (error) => this.say(`Cannot connect: ${error.message}. Retrying…`));
-    for (const event of ["task:created", "task:updated", "task:deleted"]) {
-      this.socket.on(event, (body) => this.apply(body));
-    }
-    this.socket.on("presence", (body) => {
+    on("connect_error", (error) => this.say(`Cannot connect: ${error.message}. Retrying…`));
+    for (const event of ["task:created", "task:updated", "task:deleted"]) on(event, (body) => this.apply(body));
+    on("presence", (body) => {
       if (body.board_id !== this.boardId) return;
       if (body.state === "joined") this.people.set(body.user.id, body.user.name);
       else this.people.delete(body.user.id);
@@ -78,25 +84,22 @@ class BoardPage {
 
   close() {
     this.flushDeletes();
+    this.closed = true;
     window.removeEventListener("pagehide", this.flushDeletes);
-    this.stopTokenWatch();
-    this.socket?.disconnect();
+    for (const stop of this.stops.splice(0)) stop();
+    this.chat.close();
+    if (this.live.connected) this.live.call("board:leave", { board_id: this.boardId }).catch(() => {});
     this.say(null);
   }
 
   say(message) {
+    if (this.closed && message) return;  // a late answer of a board that was left
     this.banner.hidden = !message;
     this.banner.textContent = message || "";
   }
 
   call(event, payload) {
-    return new Promise((resolve, reject) => {
-      this.socket.timeout(10_000).emit(event, payload, (timeout, reply) => {
-        if (timeout) reject(new Error("The hub did not answer in time."));
-        else if (reply.ok) resolve(reply.data);
-        else reject(Object.assign(new Error(reply.error.message), reply.error));
-      });
-    });
+    return this.live.call(event, payload);
   }
 
   async join() {
@@ -145,6 +148,7 @@ class BoardPage {
     try {
       const { members } = await this.call("board:members", { board_id: this.boardId });
       this.members = new Map(members.map((m) => [m.user_id, m.name]));
+      this.membersBox.update(members);
     } catch {
       // names are a nicety: the board works without them
     }
@@ -232,13 +236,15 @@ class BoardPage {
     });
     show(this.area,
       h("div", { className: "board-head" }, h("a", { href: "#/boards" }, "← My boards"),
-        h("h1", {}, this.board.name), this.peopleList),
-      this.filters.element,
-      h("div", { className: "columns" }, columns));
+        h("h1", {}, this.board.name), this.peopleList, this.membersBox.element, this.chat.toggle),
+      h("div", { className: "board-layout" },
+        h("div", { className: "board-main" }, this.filters.element, h("div", { className: "columns" }, columns)),
+        this.chat.element));
     this.built = true;
   }
 
   render() {
+    if (this.closed || !this.board) return;  // left, or events before the join's reply
     if (!this.built) this.build();
     this.renderPeople();
     this.filters.offer(this.tasks.values(), this.members);
