@@ -51,7 +51,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     pool = await create_pool(
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
     )
-    redis = redis_client.connect(settings.redis_url, max_connections=settings.redis_pool_max)
+    redis = redis_client.connect(
+        settings.redis_url,
+        max_connections=settings.redis_pool_max,
+        name=redis_client.client_name("hub", settings.node_id),
+    )
     try:
         keys = RedisKeys(settings.redis_key_prefix)
         deps = Deps(
@@ -115,9 +119,12 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
 
 async def _socketio_shutdown(app: web.Application) -> AsyncIterator[None]:
     yield
-    # Closes client connections (they reconnect to another node) and the Redis listener.
+    # Closes client connections (they reconnect to another node), then the manager's
+    # Redis listener and clients.
     for server in app[SOCKETIO_SERVERS].values():
         await server.shutdown()
+    for server in app[SOCKETIO_SERVERS].values():
+        await server.manager.close()
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -129,7 +136,11 @@ def _socketio_server(settings: Settings, serializer: Serializer) -> socketio.Asy
     """A Socket.IO server with its own Redis manager on the shared channel."""
     # Each manager has its own host_id: it skips only its own publications, so the
     # sibling server on this node receives them like any other node's.
-    manager = HubRedisManager(settings.redis_url, channel=settings.socketio_channel)
+    manager = HubRedisManager(
+        settings.redis_url,
+        channel=settings.socketio_channel,
+        redis_options={"client_name": redis_client.client_name("socketio", settings.node_id)},
+    )
     return HubSocketServer(
         async_mode="aiohttp",
         client_manager=manager,

@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 class RedisRoomEmitter:
     """python-socketio's write-only Redis manager: emits reach rooms on every node."""
 
-    def __init__(self, redis_url: str, channel: str) -> None:
-        self._manager = socketio.AsyncRedisManager(redis_url, channel=channel, write_only=True)
+    def __init__(self, redis_url: str, channel: str, name: str) -> None:
+        self._manager = socketio.AsyncRedisManager(
+            redis_url, channel=channel, write_only=True, redis_options={"client_name": name}
+        )
 
     async def emit(self, event: str, data: Any, room: str | list[str]) -> None:
         await self._manager.emit(event, data, namespace="/", room=room)
@@ -69,8 +71,16 @@ def worker_config(settings: Settings) -> WorkerConfig:
 @contextlib.asynccontextmanager
 async def worker_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
     pool = await create_pool(settings.database_url, min_size=1, max_size=5)
-    redis = redis_client.connect(settings.redis_url, max_connections=settings.redis_pool_max)
-    emitter = RedisRoomEmitter(settings.redis_url, settings.socketio_channel)
+    redis = redis_client.connect(
+        settings.redis_url,
+        max_connections=settings.redis_pool_max,
+        name=redis_client.client_name("workers", settings.node_id),
+    )
+    emitter = RedisRoomEmitter(
+        settings.redis_url,
+        settings.socketio_channel,
+        redis_client.client_name("emitter", settings.node_id),
+    )
     try:
         yield WorkerDeps(
             pool=pool,

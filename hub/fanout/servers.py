@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import urllib.parse
 from typing import Any
 
@@ -15,6 +17,8 @@ from socketio import packet
 from hub.fanout.frames import message_frame
 from hub.fanout.socket import DirectSocket
 from hub.fanout.websocket import DirectWebSocket
+
+log = logging.getLogger(__name__)
 
 
 class HubEngineServer(engineio.AsyncServer):
@@ -206,4 +210,64 @@ class BroadcastManager(socketio.AsyncManager):
 
 class HubRedisManager(socketio.AsyncRedisManager, BroadcastManager):
     """python-socketio's Redis manager whose local deliveries are `BroadcastManager`'s:
-    the method order puts it between the pub/sub layer and `AsyncManager`."""
+    the method order puts it between the pub/sub layer and `AsyncManager`.
+
+    python-socketio's manager has no stop, and it replaces its Redis clients on each
+    reconnect without closing the old ones: their sockets would stay open until the
+    garbage collector found them. Here a replaced client is closed, and `close`
+    ends the listener and closes the rest when the app stops.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._closing: set[asyncio.Future[None]] = set()
+        self._closed = False
+
+    def _redis_connect(self) -> None:
+        replaced = (self.redis, self.pubsub)
+        super()._redis_connect()
+        if replaced[0] is not None:
+            closing = asyncio.ensure_future(_close_clients(*replaced))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    async def _publish(self, data: Any) -> Any:
+        if self._closed:
+            # the app is stopping: its clients are gone, and what the emit carried
+            # is stored (the board's events are caught up by seq on reconnect)
+            log.warning("emit after the Socket.IO manager closed, not published")
+            return None
+        return await super()._publish(data)
+
+    async def close(self) -> None:
+        self._closed = True
+        listener: asyncio.Task[None] | None = getattr(self, "thread", None)
+        if listener is not None:
+            await _stop_listener(listener)
+        await _close_clients(self.redis, self.pubsub)
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+async def _stop_listener(listener: asyncio.Task[None], *, within: float = 5.0) -> None:
+    """Cancel the manager's listener until it ends: redis-py can turn a cancellation
+    that lands mid-read into a ConnectionError, which the listener takes for an
+    outage and retries; the next cancel lands in its wait before the retry."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not listener.done():
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning("the Socket.IO Redis listener did not stop; leaving it")
+            return
+        listener.cancel()
+        await asyncio.wait({listener}, timeout=0.1)
+    if not listener.cancelled() and listener.exception() is not None:
+        log.warning("the Socket.IO Redis listener failed", exc_info=listener.exception())
+
+
+async def _close_clients(redis: Any, pubsub: Any) -> None:
+    """A Redis client of the manager and its pub/sub, closed; a broken one is closed too."""
+    with contextlib.suppress(Exception):
+        if pubsub is not None:
+            await pubsub.aclose()
+    with contextlib.suppress(Exception):
+        if redis is not None:
+            await redis.aclose()

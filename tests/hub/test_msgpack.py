@@ -143,7 +143,7 @@ async def test_worker_emits_reach_msgpack_clients(hub: Hub) -> None:
     alice = await hub.register("Alice")
     bot = await hub.peer(alice, msgpack=True)
     tab = await hub.peer(alice)
-    emitter = RedisRoomEmitter(hub.settings.redis_url, hub.settings.socketio_channel)
+    emitter = RedisRoomEmitter(hub.settings.redis_url, hub.settings.socketio_channel, "test")
     try:
         await emitter.emit("notifications:unread", {"unread": 3}, room=f"user:{alice.id}")
         for peer in (bot, tab):
