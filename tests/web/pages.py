@@ -3,6 +3,7 @@ between two people, find a column, open a card, run axe-core."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -76,12 +77,16 @@ async def add_member(
 
 class Gate:
     """The network between one page and the hub: forwards its websockets while
-    online (keeping what the page sent), and refuses new ones while offline."""
+    online (keeping what the page sent), and refuses new ones while offline;
+    what the hub sends that `hold` picks waits until `release`."""
 
     def __init__(self) -> None:
         self.online = True
+        self.holding: Callable[[str | bytes], bool] | None = None
         self.live: list[WebSocketRoute] = []
         self.sent: list[str] = []
+        self.held: list[tuple[WebSocketRoute, str | bytes]] = []
+        self.kept_back = asyncio.Event()
 
     async def install(self, page: Page) -> None:
         await page.route_web_socket("**/socket.io/**", self._route)
@@ -96,8 +101,28 @@ class Gate:
             self.sent.append(str(message))
             server.send(message)
 
+        def receive(message: str | bytes) -> None:
+            if self.holding is not None and self.holding(message):
+                self.held.append((ws, message))
+                self.kept_back.set()
+            else:
+                ws.send(message)
+
         ws.on_message(forward)
+        server.on_message(receive)
         self.live.append(ws)
+
+    def hold(self, which: Callable[[str | bytes], bool] = lambda message: True) -> None:
+        """Keep back what the hub sends that `which` picks (everything by default)."""
+        self.holding = which
+
+    def release(self) -> None:
+        """Deliver what was kept back, in order, and stop holding."""
+        self.holding = None
+        self.kept_back.clear()
+        for ws, message in self.held:
+            ws.send(message)
+        self.held.clear()
 
     async def cut(self) -> None:
         """Go offline, closing the connections that are open."""
@@ -134,6 +159,11 @@ async def shared_board(
     await member.goto(f"{hub.url}/#/boards/{board_id}")
     await expect(member.get_by_role("heading", name="Shared")).to_be_visible()
     return owner, member
+
+
+def banner(page: Page) -> Locator:
+    """The page's status line: the connection, or what became of my last action."""
+    return page.locator("#banner")
 
 
 def column(page: Page, name: str) -> Locator:

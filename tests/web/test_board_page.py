@@ -11,7 +11,15 @@ from pathlib import Path
 from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
 
 from tests.support import Hub
-from tests.web.pages import Gate, column, edit, serious_violations, shared_board, sign_up
+from tests.web.pages import (
+    Gate,
+    banner,
+    column,
+    edit,
+    serious_violations,
+    shared_board,
+    sign_up,
+)
 
 
 async def test_sign_up_create_a_board_and_add_a_task(
@@ -44,6 +52,31 @@ async def test_sign_up_create_a_board_and_add_a_task(
     await page.reload()
     await page.get_by_role("link", name="Launch plan").click()
     await expect(todo.get_by_text("Write the release notes")).to_be_visible()
+
+
+async def test_a_title_typed_while_the_last_one_is_saved_is_kept(
+    hub: Hub, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    gate = Gate()
+    await gate.install(page)
+    await sign_up(page, hub, "Swift")
+    await page.get_by_label("New board").fill("Quick list")
+    await page.get_by_role("button", name="Create board").click()
+    await expect(page.get_by_role("heading", name="Quick list")).to_be_visible()
+
+    # the hub's answer to the first title arrives after the second is typed
+    box = page.get_by_label("New task title")
+    gate.hold()
+    await box.fill("First")
+    await box.press("Enter")
+    await expect(box).to_have_value("")
+    await box.fill("Second")
+    gate.release()
+    await expect(column(page, "To do").get_by_text("First")).to_be_visible()
+    await expect(box).to_have_value("Second")
+    await box.press("Enter")
+    await expect(column(page, "To do").get_by_role("listitem")).to_have_count(2)
 
 
 async def test_a_wrong_password_is_answered_on_the_page(hub: Hub, browser: Browser) -> None:
@@ -93,7 +126,7 @@ async def test_a_dropped_connection_catches_up_from_its_last_seq(
     await expect(here.get_by_text("Before the drop")).to_be_visible()
 
     await gate.cut()
-    await expect(away.get_by_role("status")).to_contain_text("Connection lost")
+    await expect(banner(away)).to_contain_text("Connection lost")
     for title in ("Made while away", "And another"):
         await here.get_by_label("New task title").fill(title)
         await here.get_by_label("New task title").press("Enter")
@@ -106,7 +139,7 @@ async def test_a_dropped_connection_catches_up_from_its_last_seq(
     await expect(todo.get_by_text("And another")).to_be_visible(timeout=20_000)
     await expect(todo.get_by_text("Made while away")).to_be_visible()
     await expect(todo.locator("li.task")).to_have_count(3)
-    await expect(away.get_by_role("status")).to_be_hidden()
+    await expect(banner(away)).to_be_hidden()
     joins = [m for m in gate.sent if '"board:join"' in m]
     assert joins and '"since_seq":1' in joins[0], joins
 
@@ -153,7 +186,7 @@ async def test_a_refused_move_rolls_back_with_the_reason(hub: Hub, browser: Brow
     owner, viewer = await shared_board(hub, browser, "viewer", "Look, do not touch")
 
     await viewer.get_by_label('Move "Look, do not touch" to').select_option("done")
-    await expect(viewer.get_by_role("status")).to_contain_text("was not moved")
+    await expect(banner(viewer)).to_contain_text("was not moved")
     await expect(column(viewer, "To do").get_by_text("Look, do not touch")).to_be_visible()
     await expect(column(viewer, "Done").get_by_text("Look, do not touch")).to_have_count(0)
     await owner.reload()

@@ -101,9 +101,13 @@ async def test_an_assignment_rings_the_assignees_bell_and_reading_clears_it(
         "Notifications, 1 unread", timeout=FIRST_NOTIFICATION_MS
     )
     await expect(badge).to_have_text("1")
+    # said to a screen reader, politely: the focus stays where it was
+    announced = member.locator("#bell").get_by_role("status")
+    await expect(announced).to_have_text("New notification: Assigned to you: Fix login")
     await assign(owner, "Write docs", "Member")
     await expect(bell(member)).to_have_accessible_name("Notifications, 2 unread")
     await expect(badge).to_have_text("2")
+    await expect(announced).to_have_text("New notification: Assigned to you: Write docs")
     await expect(bell(other_tab)).to_have_accessible_name("Notifications, 2 unread")
     # the one who assigned is told nothing
     await expect(bell(owner)).to_have_accessible_name("Notifications, none unread")

@@ -5,7 +5,7 @@
 // dropped when the user logs out or another logs in, so nobody sees the last
 // person's notifications.
 
-import { h, show } from "./dom.js";
+import { arrange, h, show } from "./dom.js";
 
 const PAGE = 20;
 
@@ -45,7 +45,9 @@ export class Bell {
       "aria-labelledby": "bell-heading" },
       h("div", { className: "bell-head" }, h("h2", { id: "bell-heading" }, "Notifications"), this.markAll),
       this.error, this.list, this.more);
-    show(this.slot, this.button, this.popover);
+    // a polite status region: a screen reader says a new notification without moving focus
+    this.announcer = h("p", { className: "sr-only", role: "status" });
+    show(this.slot, this.button, this.popover, this.announcer);
     this.slot.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && this.isOpen()) {
         event.stopPropagation();
@@ -76,8 +78,10 @@ export class Bell {
   reset() {
     this.generation += 1;
     this.notes = [];  // as listed: unread first, then newest first
+    this.items = new Map();  // notification id -> {signature, element} as last drawn
     this.unread = 0;
     this.next = null;
+    if (this.announcer) this.announcer.textContent = "";
   }
 
   isOpen() {
@@ -127,6 +131,7 @@ export class Bell {
     this.notes.unshift(note);
     if (!note.read_at) this.unread += 1;
     this.render();
+    this.announcer.textContent = `New notification: ${note.title}`;
   }
 
   setUnread(unread) {
@@ -170,7 +175,17 @@ export class Bell {
       show(this.list, h("li", { className: "bell-empty" }, "No notifications yet."));
       return;
     }
-    show(this.list, ...this.notes.map((note) => this.item(note)));
+    // an item keeps its element while it reads the same: a click or the focus on it
+    // survives a notification arriving meanwhile
+    const items = new Map();
+    arrange(this.list, this.notes.map((note) => {
+      const signature = note.read_at ? "read" : "unread";
+      const had = this.items.get(note.id);
+      const item = had?.signature === signature ? had : { signature, element: this.item(note) };
+      items.set(note.id, item);
+      return item.element;
+    }));
+    this.items = items;
   }
 
   item(note) {

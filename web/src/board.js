@@ -332,12 +332,16 @@ class BoardPage {
     return h("form", { className: "add-task", onsubmit: async (event) => {
       event.preventDefault();
       error.textContent = "";
+      // the box is emptied now, not at the ack: the next title may be typed by then
+      const text = title.value.trim();
+      if (!text) return;
+      title.value = "";
       try {
         const created = await this.call("task:create", {
-          board_id: this.boardId, title: title.value.trim(), op_id: crypto.randomUUID() });
-        title.value = "";
+          board_id: this.boardId, title: text, op_id: crypto.randomUUID() });
         this.apply(created);
       } catch (e) {
+        if (!title.value) title.value = text;
         error.textContent = e.message;
       }
     } }, title, error);

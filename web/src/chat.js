@@ -4,14 +4,16 @@
 // around a join) is placed once, and edits and deletes replace it in place.
 // Unread counts start from chat:channels and then follow the events: a message of
 // someone else in a channel that is not open and visible adds one; reading
-// (chat:read here, or chat:unread from my other tabs) takes the hub's count.
+// (chat:read here, or chat:unread from my other tabs) takes the hub's count. A
+// count of the hub (chat:channels, chat:join) keeps the messages counted here that
+// came after it (a seq above the last_seq it counted to).
 // The hub sends a channel's messages only to its room, so each connect joins the
 // rooms of my other channels too (the board's channel comes with board:join, DMs
 // with my user room). A first DM has no channel yet: it is sent to the person, and
 // the ack says which channel it made. Nothing the hub refuses is kept quiet: the
 // reason shows in the panel's alert line.
 
-import { h, show } from "./dom.js";
+import { arrange, h, show } from "./dom.js";
 
 const PAGE = 50;  // messages per join or history page
 const NEAR_TOP_PX = 40;  // scrolled this close to the top: load older messages
@@ -104,6 +106,7 @@ export class ChatPanel {
       "Chat", this.toggleBadge);
     this.error = h("p", { className: "error chat-error", role: "alert" });
     this.channelList = h("ul", { className: "chat-channels" });
+    this.channelItems = new Map();  // channel id -> its <li>, kept across redraws
     this.people = h("ul", { className: "chat-people", "aria-label": "People to message" });
     this.newDm = h("details", { className: "chat-new",
       ontoggle: () => { if (this.newDm.open) this.renderPeople(); } },
@@ -186,7 +189,11 @@ export class ChatPanel {
       return false;
     }
     if (this.closed) return false;
-    this.channels = new Map(reply.channels.filter((c) => this.listed(c)).map((c) => [c.id, c]));
+    const before = this.channels;
+    this.channels = new Map(reply.channels.filter((c) => this.listed(c)).map((c) => {
+      const had = before.get(c.id);
+      return [c.id, had ? this.recount({ ...c, counted: had.counted, last_seq: had.last_seq }, c) : c];
+    }));
     if (this.openId && !this.channels.has(this.openId)) {
       this.openId = null;
       this.resetRoom();
@@ -205,13 +212,24 @@ export class ChatPanel {
       const { channel: joined } = await this.live.call("chat:join", { channel_id: channelId, limit: 1 });
       const channel = this.channels.get(channelId);
       if (!channel || !joined) return;
-      channel.unread = joined.unread;
-      channel.last_read_seq = Math.max(channel.last_read_seq || 0, joined.last_read_seq || 0);
-      channel.last_seq = Math.max(channel.last_seq || 0, joined.last_seq || 0);
+      this.recount(channel, joined);
       this.renderChannels();
     } catch (error) {
       this.say(`A channel could not be joined: ${error.message}`);
     }
+  }
+
+  /** Take the hub's count of a channel (`counted`: its unread, last_read_seq and
+   * last_seq when it counted), plus the messages counted here live that came after:
+   * a message sent while the hub's answer was on its way is in neither otherwise. */
+  recount(channel, counted) {
+    channel.last_read_seq = Math.max(channel.last_read_seq || 0, counted.last_read_seq || 0);
+    const later = [...(channel.counted || [])].filter((seq) =>
+      seq > (counted.last_seq || 0) && seq > channel.last_read_seq);
+    channel.counted = new Set(later);
+    channel.unread = (counted.unread || 0) + later.length;
+    channel.last_seq = Math.max(channel.last_seq || 0, counted.last_seq || 0);
+    return channel;
   }
 
   nameOf(channel) {
@@ -227,24 +245,46 @@ export class ChatPanel {
   }
 
   renderChannels() {
-    const focused = document.activeElement?.closest?.(".chat-channel")?.dataset.channelId;
-    show(this.channelList, ...this.ordered().map((channel) => {
-      const unread = channel.unread || 0;
-      return h("li", {},
-        h("button", { type: "button", className: "chat-channel", "data-channel-id": channel.id,
-          "aria-current": channel.id === this.openId ? "true" : null,
-          "aria-label": unread ? `${this.nameOf(channel)}, ${unread} unread` : null,
-          onclick: () => this.select(channel.id) },
-          channel.kind === "dm" ? null : h("span", { "aria-hidden": "true" }, "# "),
-          this.nameOf(channel),
-          unread ? h("span", { className: "chat-badge", "aria-hidden": "true" }, String(unread)) : null));
-    }));
-    if (focused) this.channelList.querySelector(`[data-channel-id="${focused}"]`)?.focus();
+    // each channel keeps its element: a click that lands while the list is redrawn
+    // (a message came, a count changed) still reaches its button
+    arrange(this.channelList, this.ordered().map((channel) => this.channelItem(channel)));
+    for (const id of this.channelItems.keys()) {
+      if (!this.channels.has(id)) this.channelItems.delete(id);
+    }
     const total = [...this.channels.values()].reduce((sum, c) => sum + (c.unread || 0), 0);
     this.toggleBadge.hidden = total === 0;
     this.toggleBadge.textContent = String(total);
     if (total) this.toggle.setAttribute("aria-label", `Chat, ${total} unread`);
     else this.toggle.removeAttribute("aria-label");
+  }
+
+  /** A channel's entry in the list: the element it had, brought up to date. */
+  channelItem(channel) {
+    let item = this.channelItems.get(channel.id);
+    if (!item) {
+      item = h("li", {}, h("button", { type: "button", className: "chat-channel",
+        "data-channel-id": channel.id, onclick: () => this.select(channel.id) }));
+      this.channelItems.set(channel.id, item);
+    }
+    const button = item.firstChild;
+    const unread = channel.unread || 0;
+    const name = this.nameOf(channel);
+    const label = unread ? `${name}, ${unread} unread` : null;
+    const current = channel.id === this.openId ? "true" : null;
+    for (const [attribute, value] of [["aria-label", label], ["aria-current", current]]) {
+      if (value === null) button.removeAttribute(attribute);
+      else if (button.getAttribute(attribute) !== value) button.setAttribute(attribute, value);
+    }
+    const content = `${channel.kind}\u0000${name}\u0000${unread}`;
+    if (button.dataset.content !== content) {
+      button.dataset.content = content;
+      button.replaceChildren(...[
+        channel.kind === "dm" ? null : h("span", { "aria-hidden": "true" }, "# "),
+        name,
+        unread ? h("span", { className: "chat-badge", "aria-hidden": "true" }, String(unread)) : null,
+      ].filter((part) => part !== null));
+    }
+    return item;
   }
 
   /** The board's people I can write to, each opening our DM. */
@@ -610,6 +650,7 @@ export class ChatPanel {
     if (open && this.visible) this.markRead();
     else if (fresh && message.seq > (channel.last_read_seq || 0)) {
       channel.unread = (channel.unread || 0) + 1;
+      (channel.counted ??= new Set()).add(message.seq);
       this.renderChannels();
     }
   }

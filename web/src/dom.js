@@ -18,3 +18,13 @@ export function h(tag, attrs = {}, ...children) {
 export function show(container, ...children) {
   container.replaceChildren(...children);
 }
+
+/** Put `items` into `container` in this order, touching the page only when something
+ * changed, so the focus and a click under way stay on their element. */
+export function arrange(container, items) {
+  const current = container.children;
+  if (current.length === items.length && items.every((item, i) => current[i] === item)) return;
+  const active = container.contains(document.activeElement) ? document.activeElement : null;
+  container.replaceChildren(...items);
+  if (active && container.contains(active)) active.focus();
+}
