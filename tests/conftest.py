@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -29,6 +29,7 @@ from storage.migrate import migrate
 from tests.support import Hub
 
 TEMPLATE_DB = "taskhub_test_template"
+StartHub = Callable[..., Awaitable[Hub]]
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -36,8 +37,8 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-@pytest.fixture(autouse=True)
-async def fail_on_loop_errors() -> AsyncIterator[None]:
+@asynccontextmanager
+async def loop_errors_fail() -> AsyncIterator[None]:
     """An exception nobody awaited (a crashed background task) fails the test."""
     loop = asyncio.get_running_loop()
     errors: list[dict[str, object]] = []
@@ -45,6 +46,12 @@ async def fail_on_loop_errors() -> AsyncIterator[None]:
     yield
     loop.set_exception_handler(None)
     assert not errors, f"unhandled event-loop errors: {errors}"
+
+
+@pytest.fixture(autouse=True)
+async def fail_on_loop_errors() -> AsyncIterator[None]:
+    async with loop_errors_fail():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -137,9 +144,9 @@ def make_settings(node_env: Callable[..., dict[str, str]]) -> Callable[..., Sett
     return make
 
 
-@pytest.fixture
-async def start_hub(make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[..., object]]:
-    """Start hub nodes on real ports; each is stopped at the end of the test."""
+@asynccontextmanager
+async def hub_starter(make_settings: Callable[..., Settings]) -> AsyncIterator[StartHub]:
+    """Start hub nodes on real ports; each is stopped when the context ends."""
     servers: list[TestServer] = []
 
     async def start(**overrides: str) -> Hub:
@@ -152,14 +159,23 @@ async def start_hub(make_settings: Callable[..., Settings]) -> AsyncIterator[Cal
             url=str(server.make_url("")).rstrip("/"), app=app, server=server, settings=settings
         )
 
-    yield start
-    for server in reversed(servers):
-        await server.close()
+    try:
+        yield start
+    finally:
+        for server in reversed(servers):
+            await server.close()
 
 
 @pytest.fixture
-async def hub(start_hub: Callable[..., object]) -> Hub:
-    return await start_hub()  # type: ignore[no-any-return,misc]
+async def start_hub(make_settings: Callable[..., Settings]) -> AsyncIterator[StartHub]:
+    """Hub nodes of one test, stopped at its end."""
+    async with hub_starter(make_settings) as start:
+        yield start
+
+
+@pytest.fixture
+async def hub(start_hub: StartHub) -> Hub:
+    return await start_hub()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -136,7 +137,12 @@ async def test_after_logout_the_access_token_no_longer_connects(hub: Hub) -> Non
     assert await _connects(hub, body["access_token"])
 
 
-async def test_a_polling_client_joins_and_hears_a_websocket_client(hub: Hub) -> None:
+async def test_a_polling_client_joins_and_hears_a_websocket_client(
+    start_hub: Callable[..., Awaitable[Hub]],
+) -> None:
+    # python-socketio's polling client takes ping interval + ping timeout to
+    # disconnect (21 s with the defaults); short ones keep this test short
+    hub = await start_hub(PING_INTERVAL="1", PING_TIMEOUT="2")
     alice = await hub.register("Alice")
     bob = await hub.register("Bob")
     board_id = await hub.create_board(alice)

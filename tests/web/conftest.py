@@ -6,11 +6,22 @@ Every browser test runs in each of them."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
+
+from hub.config import Settings
+from tests.conftest import (
+    TEMPLATE_DB,
+    StartHub,
+    hub_starter,
+    loop_errors_fail,
+    scratch_database,
+)
+from tests.support import Hub
 
 # Chromium starts many background connections that this closed network refuses.
 CHROMIUM_FLAGS = [
@@ -33,8 +44,9 @@ def installed(*names: str) -> str:
     pytest.fail(f"{names[0]} is not installed: `make test` installs Debian's {names[0]} package")
 
 
-@pytest.fixture(params=["chromium", "firefox"])
-async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["chromium", "firefox"])
+async def launched_browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    """One browser per module and kind: launching firefox takes two seconds."""
     async with async_playwright() as playwright:
         if request.param == "chromium":
             launched = await playwright.chromium.launch(
@@ -52,6 +64,42 @@ async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
             yield launched
         finally:
             await launched.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def browser(launched_browser: Browser, start_hub: StartHub) -> AsyncIterator[Browser]:
+    """The module's browser; what a test opened in it is closed after the test, before
+    its hubs stop (a hub waits for the websockets still open)."""
+    yield launched_browser
+    for context in list(launched_browser.contexts):
+        await context.close()
+
+
+# The browser tests run in their module's event loop (each module sets
+# pytestmark), so the async fixtures they use run there too.
+
+
+@pytest_asyncio.fixture(loop_scope="module", autouse=True)
+async def fail_on_loop_errors() -> AsyncIterator[None]:
+    async with loop_errors_fail():
+        yield
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def database(services: dict[str, str]) -> AsyncIterator[str]:
+    async with scratch_database(services["DATABASE_URL"], TEMPLATE_DB) as dsn:
+        yield dsn
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def start_hub(make_settings: Callable[..., Settings]) -> AsyncIterator[StartHub]:
+    async with hub_starter(make_settings) as start:
+        yield start
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def hub(start_hub: StartHub) -> Hub:
+    return await start_hub()
 
 
 @pytest.fixture

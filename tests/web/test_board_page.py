@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
 from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
 
 from tests.support import Hub
@@ -20,6 +21,8 @@ from tests.web.pages import (
     shared_board,
     sign_up,
 )
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 async def test_sign_up_create_a_board_and_add_a_task(

@@ -8,6 +8,7 @@ import asyncio
 import re
 from pathlib import Path
 
+import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.support import Hub
@@ -20,6 +21,8 @@ from tests.web.pages import (
     sign_up,
     socket_client,
 )
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 def toggle(page: Page) -> Locator:

@@ -5,16 +5,18 @@ scheduler for reminders)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
+from tests.conftest import StartHub
 from tests.support import Hub, Peer
 from tests.web.pages import PASSWORD, column, edit, serious_violations, shared_board, sign_up
 
-StartHub = Callable[..., Awaitable[Hub]]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
 NOTIFIER = {"EMBEDDED_WORKERS": "outbox,notifier", "OUTBOX_POLL_INTERVAL": "0.2"}
 SCHEDULER = {"EMBEDDED_WORKERS": "scheduler", "SCHEDULER_INTERVAL": "0.1"}
 # the notifier's consumer group forms on the first record: that one may take a while
