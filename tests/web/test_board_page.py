@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
+from playwright.async_api import Browser, Locator, Page, Route, WebSocketRoute, expect
 
 from tests.support import Hub
 from tests.web.pages import (
     Gate,
+    access_token,
     banner,
     column,
     edit,
@@ -80,6 +81,36 @@ async def test_a_title_typed_while_the_last_one_is_saved_is_kept(
     await expect(box).to_have_value("Second")
     await box.press("Enter")
     await expect(column(page, "To do").get_by_role("listitem")).to_have_count(2)
+
+
+async def test_a_board_left_while_its_code_loads_is_not_opened(hub: Hub, browser: Browser) -> None:
+    page = await browser.new_page()
+    email = await sign_up(page, hub, "Wanderer")
+    status, _ = await hub.request(
+        "POST", "/api/boards", token=await access_token(hub, email), json={"name": "Slow to load"}
+    )
+    assert status == 201
+    gate = Gate()
+    await gate.install(page)
+    loaded = asyncio.Event()
+
+    async def slowly(route: Route) -> None:
+        await loaded.wait()
+        await route.continue_()
+
+    await page.route("**/static/board.js", slowly)
+    await page.reload()
+    await page.get_by_role("link", name="Slow to load").click()
+    await page.evaluate("location.hash = '#/boards'")
+    await expect(page.get_by_role("heading", name="My boards")).to_be_visible()
+
+    # the board's code arrives after the person went back to the list: it stays
+    loaded.set()
+    await page.evaluate("() => import('/static/board.js')")
+    await page.wait_for_timeout(500)  # what opening the board would send, it has sent by now
+    await expect(page.get_by_role("heading", name="My boards")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Slow to load")).to_have_count(0)
+    assert not any('"board:join"' in frame for frame in gate.sent)
 
 
 async def test_a_wrong_password_is_answered_on_the_page(hub: Hub, browser: Browser) -> None:

@@ -9,6 +9,7 @@ const api = new Api();
 const live = new Live(api);
 new Bell(live, api, document.getElementById("bell"));
 let board = null;  // the board module, once a board was opened
+let asks = 0;  // views asked for so far: one that loads late is shown only if still wanted
 const view = document.getElementById("view");
 let config = { dev: false, demo_users: [] };
 
@@ -102,8 +103,10 @@ async function boardsView() {
   }
 }
 
-async function boardView(boardId) {
-  board = await import("./board.js");
+async function boardView(boardId, asked) {
+  const module = await import("./board.js");
+  if (asked !== asks) return;  // the person went elsewhere while it loaded
+  board = module;
   await board.openBoard(view, api, live, boardId);
 }
 
@@ -114,11 +117,12 @@ function renderAccount() {
 }
 
 async function render() {
+  const asked = ++asks;
   renderAccount();
   const match = api.user && location.hash.match(/^#\/boards\/([0-9a-f-]{36})$/);
   if (!match) board?.closeBoard();
   if (!api.user) return authView();
-  if (match) return boardView(match[1]);
+  if (match) return boardView(match[1], asked);
   return boardsView();
 }
 
