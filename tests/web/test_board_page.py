@@ -216,6 +216,36 @@ async def test_a_card_dragged_in_one_browser_moves_in_the_other(hub: Hub, browse
     await expect(column(member, "In progress").locator("li.task .title")).to_have_text(["Second"])
 
 
+async def test_cards_are_reordered_from_the_keyboard_and_the_order_is_kept(
+    hub: Hub, browser: Browser
+) -> None:
+    owner, member = await shared_board(hub, browser, "editor", "First", "Second", "Third")
+    titles = column(owner, "To do").locator("li.task .title")
+    await expect(titles).to_have_text(["First", "Second", "Third"])
+
+    await owner.bring_to_front()  # the focus is the front tab's
+    third = owner.get_by_role("button", name='Edit "Third"')
+    await expect(third).to_have_accessible_description(
+        "Alt+Up or Alt+Down moves it within its column."
+    )
+    await third.focus()
+    await owner.keyboard.press("Alt+ArrowUp")
+    await expect(titles).to_have_text(["First", "Third", "Second"])
+    await expect(third).to_be_focused()  # the focus moves with the card
+    await owner.keyboard.press("Alt+ArrowUp")
+    await owner.keyboard.press("Alt+ArrowUp")  # already at the top: stays
+    await expect(titles).to_have_text(["Third", "First", "Second"])
+    first = owner.get_by_role("button", name='Edit "First"')
+    await first.focus()
+    await owner.keyboard.press("Alt+ArrowDown")
+    order = ["Third", "Second", "First"]
+    await expect(titles).to_have_text(order)
+
+    await expect(column(member, "To do").locator("li.task .title")).to_have_text(order)
+    await member.reload()
+    await expect(column(member, "To do").locator("li.task .title")).to_have_text(order)
+
+
 async def test_a_refused_move_rolls_back_with_the_reason(hub: Hub, browser: Browser) -> None:
     owner, viewer = await shared_board(hub, browser, "viewer", "Look, do not touch")
 

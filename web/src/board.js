@@ -3,7 +3,7 @@
 // Reconnects join again with since_seq, so the board catches up without a reload.
 
 import { ChatPanel } from "./chat.js";
-import { h, show } from "./dom.js";
+import { arrange, h, show } from "./dom.js";
 import { TaskFilters } from "./filters.js";
 import { MembersBox } from "./members.js";
 import { TaskPanel } from "./panel.js";
@@ -46,6 +46,7 @@ class BoardPage {
     this.members = new Map();  // who belongs to it: id -> name
     this.filters = new TaskFilters(() => this.render());
     this.highlights = new Map();  // task id -> who changed it a moment ago
+    this.cards = new Map();  // task id -> {signature, element} as last drawn
     this.seq = null;
     this.board = null;
     this.banner = document.getElementById("banner");
@@ -235,6 +236,7 @@ class BoardPage {
             list, status === "todo" ? this.createForm() : null);
     });
     show(this.area,
+      h("p", { id: "card-keys", className: "sr-only" }, "Alt+Up or Alt+Down moves it within its column."),
       h("div", { className: "board-head" }, h("a", { href: "#/boards" }, "← My boards"),
         h("h1", {}, this.board.name), this.peopleList, this.membersBox.element, this.chat.toggle),
       h("div", { className: "board-layout" },
@@ -251,17 +253,45 @@ class BoardPage {
     const focused = document.activeElement?.closest?.("[data-task-id]");
     const focusId = focused?.dataset.taskId;
     const focusClass = focusId ? document.activeElement.className : null;
+    const drawn = new Map();
     for (const [status] of COLUMNS) {
       const cards = [...this.tasks.values()]
         .filter((task) => task.status === status && !this.pendingDeletes.has(task.id))
         .filter((task) => this.filters.matches(task))
         .sort((a, b) => a.position - b.position);
-      show(this.lists.get(status), ...cards.map((task) => this.card(task)));
+      arrange(this.lists.get(status), cards.map((task) => this.cardElement(task, drawn)));
       this.counts.get(status).textContent = String(cards.length);
     }
-    if (focusId && focusClass) {
+    this.cards = drawn;
+    // a card that changed column was taken out of one list and put in another
+    if (focusId && focusClass && !this.view.contains(document.activeElement)) {
       this.view.querySelector(`[data-task-id="${focusId}"] .${focusClass.split(" ")[0]}`)?.focus();
     }
+  }
+
+  /** A card's element: the one drawn before while the card reads the same, so a
+   * click or the focus on it survives another person's live edit elsewhere. */
+  cardElement(task, drawn) {
+    const changedBy = this.highlights.get(task.id)?.who;
+    const signature = JSON.stringify([task.title, task.status, task.priority, task.due_date,
+      task.is_delayed, task.tags, task.assignee_id, this.members.get(task.assignee_id), changedBy]);
+    const had = this.cards.get(task.id);
+    const card = had?.signature === signature ? had : { signature, element: this.card(task) };
+    drawn.set(task.id, card);
+    return card.element;
+  }
+
+  /** Alt+ArrowUp / Alt+ArrowDown on a card: one place up or down its column. */
+  nudge(taskId, step) {
+    const task = this.tasks.get(taskId);
+    if (!task) return;
+    const shown = [...this.lists.get(task.status).querySelectorAll("li.task")];
+    const at = shown.findIndex((li) => li.dataset.taskId === taskId);
+    const position = (index) => this.tasks.get(shown[index]?.dataset.taskId)?.position;
+    const passed = position(at + step);
+    if (at < 0 || passed === undefined) return;
+    const beyond = position(at + 2 * step);
+    this.move(taskId, task.status, beyond === undefined ? passed + step * 1024 : (passed + beyond) / 2);
   }
 
   card(task) {
@@ -276,8 +306,14 @@ class BoardPage {
         event.dataTransfer.effectAllowed = "move";
       } },
       h("p", { className: "title" }, h("button", { type: "button", className: "open",
-        "aria-label": `Edit "${task.title}"`,
-        onclick: (event) => this.panel.open(this.tasks.get(task.id), event.currentTarget) }, task.title)),
+        "aria-label": `Edit "${task.title}"`, "aria-describedby": "card-keys",
+        "aria-keyshortcuts": "Alt+ArrowUp Alt+ArrowDown",
+        onclick: (event) => this.panel.open(this.tasks.get(task.id), event.currentTarget),
+        onkeydown: (event) => {
+          if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
+          event.preventDefault();
+          this.nudge(task.id, event.key === "ArrowUp" ? -1 : 1);
+        } }, task.title)),
       h("p", { className: "meta" },
         h("span", { className: `priority priority-${task.priority}` }, task.priority),
         due ? h("time", { datetime: task.due_date, className: task.is_delayed ? "late" : "" },
