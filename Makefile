@@ -24,9 +24,11 @@ run: $(STAMP) $(WEB_DEPS)
 	$(BIN)/taskhub dev
 
 # tests/hub/test_fanout_wire.py runs the official Node socket.io-client from bench/;
-# tests/web drives the board page in chromium and firefox.
+# tests/web drives the board page in chromium and firefox. Two xdist workers, each
+# with its own embedded servers: most tests wait on Kafka, timers or a browser, so
+# the two overlap; every browser test runs on one of them ("browsers" group).
 test: $(STAMP) $(NODE_DEPS) $(WEB_DEPS) $(CHROMIUM) $(FIREFOX) lint types
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -23,7 +23,8 @@ from tests.web.pages import (
     sign_up,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# one xdist worker runs every browser test, one after the other (see the Makefile)
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("browsers")]
 
 
 async def test_sign_up_create_a_board_and_add_a_task(

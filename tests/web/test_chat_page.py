@@ -22,7 +22,8 @@ from tests.web.pages import (
     socket_client,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# one xdist worker runs every browser test, one after the other (see the Makefile)
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("browsers")]
 
 
 def toggle(page: Page) -> Locator:

@@ -15,7 +15,8 @@ from tests.conftest import StartHub
 from tests.support import Hub, Peer
 from tests.web.pages import PASSWORD, column, edit, serious_violations, shared_board, sign_up
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# one xdist worker runs every browser test, one after the other (see the Makefile)
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("browsers")]
 
 NOTIFIER = {"EMBEDDED_WORKERS": "outbox,notifier", "OUTBOX_POLL_INTERVAL": "0.2"}
 SCHEDULER = {"EMBEDDED_WORKERS": "scheduler", "SCHEDULER_INTERVAL": "0.1"}
