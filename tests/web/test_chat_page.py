@@ -141,6 +141,35 @@ async def test_my_messages_can_be_edited_and_deleted_and_others_see_it(
     await expect(gone.get_by_role("button")).to_have_count(0)
 
 
+async def test_a_late_answer_to_an_edit_leaves_the_focus_where_i_went(
+    hub: Hub, browser: Browser
+) -> None:
+    page = await browser.new_page()
+    gate = Gate()
+    await gate.install(page)
+    await sign_up(page, hub, "Quick")
+    await page.get_by_label("New board").fill("Notes")
+    await page.get_by_role("button", name="Create board").click()
+    await expect(page.get_by_role("heading", name="Notes")).to_be_visible()
+    await open_chat(page)
+    await send(page, "general", "Frist draft")
+    await message(page, "Frist draft").get_by_role("button", name="Edit").click()
+    edit_box = chat(page).get_by_role("textbox", name="Edit message")
+    await edit_box.fill("First draft")
+
+    # the hub's answer to the edit comes after I went on to write the next message
+    gate.hold(lambda frame: str(frame).startswith("43"))  # acks
+    await edit_box.press("Enter")
+    await asyncio.wait_for(gate.kept_back.wait(), 5)
+    box = chat(page).get_by_role("textbox", name="Message general")
+    await box.click()
+    gate.release()
+    await expect(message(page, "First draft")).to_contain_text("(edited)")
+    await expect(box).to_be_focused()
+    await send(page, "general", "Second thought")
+    await expect(message(page, "Second thought")).to_be_visible()
+
+
 async def test_unread_badges_rise_while_unseen_and_reading_clears_them(
     hub: Hub, browser: Browser
 ) -> None:

@@ -553,8 +553,9 @@ export class ChatPanel {
       const reply = await this.live.call("chat:edit", { message_id: message.id, body });
       if (reply.message.channel_id !== this.openId) return;  // another channel is open by now
       this.editing = null;
+      // place() keeps the focus on the message if it was in its edit box; the answer
+      // may come after the person moved on, and must not take the focus back
       this.place(reply.message, true);
-      this.items.get(seq)?.querySelector("button")?.focus();
     } catch (error) {
       this.say(`The message was not changed: ${error.message}`);
     }
@@ -567,8 +568,7 @@ export class ChatPanel {
     try {
       const reply = await this.live.call("chat:delete", { message_id: message.id });
       if (reply.message.channel_id !== this.openId) return;  // another channel is open by now
-      this.place(reply.message, true);
-      this.log.focus();
+      this.place(reply.message, true);  // the focus, if still on it, goes to the log
     } catch (error) {
       this.say(`The message was not deleted: ${error.message}`);
     }
