@@ -28,6 +28,13 @@ async def sign_up(page: Page, hub: Hub, name: str) -> str:
     return email
 
 
+async def create_board(page: Page, name: str) -> None:
+    """From My boards: make a board called `name`; the page is on it when this returns."""
+    await page.get_by_label("New board").fill(name)
+    await page.get_by_role("button", name="Create board").click()
+    await expect(page.get_by_role("heading", name=name)).to_be_visible()
+
+
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
 
 
@@ -147,9 +154,7 @@ async def shared_board(
     member = await (await browser.new_context()).new_page()
     owner_email = await sign_up(owner, hub, "Owner")
     member_email = await sign_up(member, hub, "Member")
-    await owner.get_by_label("New board").fill("Shared")
-    await owner.get_by_role("button", name="Create board").click()
-    await expect(owner.get_by_role("heading", name="Shared")).to_be_visible()
+    await create_board(owner, "Shared")
     board_id = owner.url.rsplit("/", 1)[1]
     await add_member(hub, owner_email, board_id, member_email, role)
     for title in titles:

@@ -17,6 +17,7 @@ from tests.web.pages import (
     access_token,
     banner,
     column,
+    create_board,
     edit,
     serious_violations,
     shared_board,
@@ -34,9 +35,7 @@ async def test_sign_up_create_a_board_and_add_a_task(
     await sign_up(page, hub, "Ada")
     await expect(page.get_by_text("No boards yet")).to_be_visible()
 
-    await page.get_by_label("New board").fill("Launch plan")
-    await page.get_by_role("button", name="Create board").click()
-    await expect(page.get_by_role("heading", name="Launch plan")).to_be_visible()
+    await create_board(page, "Launch plan")
     for heading in ("To do", "In progress", "Review", "Done"):
         await expect(page.get_by_role("heading", name=heading)).to_be_visible()
 
@@ -66,9 +65,7 @@ async def test_a_title_typed_while_the_last_one_is_saved_is_kept(
     gate = Gate()
     await gate.install(page)
     await sign_up(page, hub, "Swift")
-    await page.get_by_label("New board").fill("Quick list")
-    await page.get_by_role("button", name="Create board").click()
-    await expect(page.get_by_role("heading", name="Quick list")).to_be_visible()
+    await create_board(page, "Quick list")
 
     # the hub's answer to the first title arrives after the second is typed
     box = page.get_by_label("New task title")
@@ -141,8 +138,7 @@ async def test_the_login_and_board_pages_pass_an_accessibility_check(
     assert await serious_violations(page) == []
 
     await sign_up(page, hub, "Alan")
-    await page.get_by_label("New board").fill("Checked")
-    await page.get_by_role("button", name="Create board").click()
+    await create_board(page, "Checked")
     await page.get_by_label("New task title").fill("A card to check")
     await page.get_by_label("New task title").press("Enter")
     await expect(page.get_by_text("A card to check")).to_be_visible()
@@ -404,8 +400,7 @@ async def test_an_owner_invites_a_member_by_email_with_a_role(hub: Hub, browser:
     guest = await (await browser.new_context()).new_page()
     await sign_up(owner, hub, "Owner")
     guest_email = await sign_up(guest, hub, "Vera")
-    await owner.get_by_label("New board").fill("Invites")
-    await owner.get_by_role("button", name="Create board").click()
+    await create_board(owner, "Invites")
     await owner.get_by_text("Members (1)").click()
     members = owner.get_by_role("list", name="Board members")
     await expect(members).to_contain_text("Owner (you) · owner")
@@ -496,8 +491,7 @@ async def test_the_board_is_usable_on_a_360_pixel_wide_phone(
     page = await (await browser.new_context(viewport={"width": 360, "height": 740})).new_page()
     await sign_up(page, hub, "Pocket")
     await fits(page)
-    await page.get_by_label("New board").fill("On the go")
-    await page.get_by_role("button", name="Create board").click()
+    await create_board(page, "On the go")
     await page.get_by_label("New task title").fill("Buy milk on the way")
     await page.get_by_label("New task title").press("Enter")
     card = column(page, "To do").get_by_role("listitem")

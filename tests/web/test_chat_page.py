@@ -16,6 +16,7 @@ from tests.web.pages import (
     Gate,
     add_member,
     banner,
+    create_board,
     serious_violations,
     shared_board,
     sign_up,
@@ -148,9 +149,7 @@ async def test_a_late_answer_to_an_edit_leaves_the_focus_where_i_went(
     gate = Gate()
     await gate.install(page)
     await sign_up(page, hub, "Quick")
-    await page.get_by_label("New board").fill("Notes")
-    await page.get_by_role("button", name="Create board").click()
-    await expect(page.get_by_role("heading", name="Notes")).to_be_visible()
+    await create_board(page, "Notes")
     await open_chat(page)
     await send(page, "general", "Frist draft")
     await message(page, "Frist draft").get_by_role("button", name="Edit").click()
@@ -276,9 +275,7 @@ async def test_a_channel_i_am_added_to_appears_and_counts_unread(
     await gate.install(member)
     owner_email = await sign_up(owner, hub, "Owner")
     member_email = await sign_up(member, hub, "Member")
-    await owner.get_by_label("New board").fill("Design")
-    await owner.get_by_role("button", name="Create board").click()
-    await expect(owner.get_by_role("heading", name="Design")).to_be_visible()
+    await create_board(owner, "Design")
     board_id = owner.url.rsplit("/", 1)[1]
     await add_member(hub, owner_email, board_id, member_email)
     await member.goto(f"{hub.url}/#/boards/{board_id}")
@@ -323,9 +320,7 @@ async def test_a_channel_i_am_added_to_appears_and_counts_unread(
 async def test_older_messages_load_when_scrolling_to_the_top(hub: Hub, browser: Browser) -> None:
     page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
     email = await sign_up(page, hub, "Hana")
-    await page.get_by_label("New board").fill("Chatty")
-    await page.get_by_role("button", name="Create board").click()
-    await expect(page.get_by_role("heading", name="Chatty")).to_be_visible()
+    await create_board(page, "Chatty")
     board_id = page.url.rsplit("/", 1)[1]
 
     # 70 messages, sent by the same person from another client before the chat opens
@@ -433,9 +428,7 @@ async def test_the_chat_works_by_keyboard_on_a_360_pixel_wide_phone(
 ) -> None:
     page = await (await browser.new_context(viewport={"width": 360, "height": 740})).new_page()
     await sign_up(page, hub, "Pocket")
-    await page.get_by_label("New board").fill("On the go")
-    await page.get_by_role("button", name="Create board").click()
-    await expect(page.get_by_role("heading", name="On the go")).to_be_visible()
+    await create_board(page, "On the go")
 
     await toggle(page).focus()
     await page.keyboard.press("Enter")

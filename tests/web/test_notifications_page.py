@@ -13,7 +13,15 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.conftest import StartHub
 from tests.support import Hub, Peer
-from tests.web.pages import PASSWORD, column, edit, serious_violations, shared_board, sign_up
+from tests.web.pages import (
+    PASSWORD,
+    column,
+    create_board,
+    edit,
+    serious_violations,
+    shared_board,
+    sign_up,
+)
 
 # one xdist worker runs every browser test, one after the other (see the Makefile)
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("browsers")]
@@ -73,8 +81,7 @@ async def set_reminder(panel: Locator, at: str, *, accepted: bool = True) -> Non
 
 async def one_person_board(page: Page, hub: Hub, title: str) -> None:
     await sign_up(page, hub, "Remi")
-    await page.get_by_label("New board").fill("Errands")
-    await page.get_by_role("button", name="Create board").click()
+    await create_board(page, "Errands")
     await page.get_by_label("New task title").fill(title)
     await page.get_by_label("New task title").press("Enter")
     await expect(column(page, "To do").get_by_text(title)).to_be_visible()
