@@ -14,6 +14,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
+from protocol.errors import Unauthorized
 from protocol.events import ServerEvent, room_board, room_channel
 from protocol.models import PublicUser
 from storage import channels, users
@@ -92,12 +93,29 @@ async def reap_dead_nodes(ns: HubNamespace) -> int:
 
 async def register_again(ns: HubNamespace) -> None:
     """After this node was presumed dead (a stall longer than NODE_TTL), put its live
-    connections and their board joins back, announcing those that were reported gone."""
+    connections and their board joins back, announcing those that were reported gone.
+
+    A connection can close while this runs. on_disconnect drops its sid from
+    `local_sids` before it removes the record, so a sid still local once its
+    record is back will be removed by that on_disconnect, after the add; a sid no
+    longer local may have been removed before the add, and is removed again here
+    rather than left behind as a ghost on the board.
+    """
     for sid in sorted(ns.local_sids):
-        caller = await ns.caller(sid)
+        if sid not in ns.local_sids:
+            continue
+        try:
+            caller = await ns.caller(sid)
+        except (Unauthorized, KeyError):  # its session went with the connection
+            continue
         await ns.deps.presence.add_connection(
             sid, caller.user_id, ns.deps.node_id, token_id=caller.token_id
         )
+        if sid not in ns.local_sids:
+            _departed(
+                ns, await ns.deps.presence.remove_connection(sid, ns.deps.node_id, name=caller.name)
+            )
+            continue
         for room in ns.rooms(sid):
             if not room.startswith("board:"):
                 continue

@@ -27,6 +27,8 @@ class HubEngineServer(engineio.AsyncServer):
     def __init__(self, *, outbound_buffer_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.outbound_buffer_bytes = outbound_buffer_bytes
+        # closes of websocket connections still running (DirectSocket's handler)
+        self.closing: set[asyncio.Future[None]] = set()
         # engineio's driver table is module-wide; this server gets its own copy
         self._async = {**self._async, "websocket": DirectWebSocket}  # type: ignore[has-type]
 
@@ -113,6 +115,13 @@ class HubSocketServer(socketio.AsyncServer):
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return HubEngineServer
+
+    async def shutdown(self) -> None:
+        """Close every connection, and return once their disconnects have run."""
+        await super().shutdown()
+        closing = list(self.eio.closing)
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)
 
 
 class BroadcastManager(socketio.AsyncManager):

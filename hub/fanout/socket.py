@@ -214,6 +214,18 @@ class DirectSocket(AsyncSocket):
                 server.logger.exception("Unknown receive error")
 
         self._stop_timer()
+        # The close runs the application's disconnect (presence, rooms) and must end
+        # even when this handler is cancelled meanwhile: aiohttp cancels it when the
+        # peer drops the TCP connection if handler_cancellation is on (its test
+        # server's default), and at shutdown. Cut halfway, it left the person on
+        # the board. The server keeps the task until it ends (`closing`).
+        closing = asyncio.ensure_future(self._close_after_reading(ws))
+        server.closing.add(closing)
+        closing.add_done_callback(server.closing.discard)
+        await asyncio.shield(closing)
+
+    async def _close_after_reading(self, ws: DirectWebSocket) -> None:
+        server = self.server
         await ws.close()
         if ws.frames is not None and ws.frames.overflowed:
             reason = server.reason.TRANSPORT_ERROR

@@ -197,3 +197,58 @@ async def test_two_owners_removing_each_other_leave_one_owner(hub: Hub) -> None:
         finally:
             await conn.close()
         assert owners == 1
+
+
+async def test_tabs_closing_at_once_leave_no_ghost(hub: Hub) -> None:
+    # Each client drops its TCP connection right after its close: the hub's request
+    # handler may be cancelled then (aiohttp's handler_cancellation), and the
+    # disconnect it was running must still clear the presence.
+    alice, bob, board_id = await _board(hub)
+    watcher = await hub.peer(alice)
+    try:
+        assert (await watcher.call("board:join", {"board_id": board_id}))["ok"]
+        tabs = [await hub.peer(bob) for _ in range(40)]
+        for tab in tabs:
+            assert (await tab.call("board:join", {"board_id": board_id}))["ok"]
+        await asyncio.gather(*(tab.close() for tab in tabs))
+        await _wait_present(watcher, board_id, {alice.id}, 2)
+    finally:
+        await watcher.close()
+
+
+async def test_tabs_closing_while_a_lapsed_node_registers_again_leave_no_ghost(hub: Hub) -> None:
+    # The node's heartbeat key is taken away before each beat, so every beat finds
+    # it lapsed and registers all its connections again, while Bob's tabs close one
+    # after the other: a tab closed mid-registration must not come back.
+    alice, bob, board_id = await _board(hub)
+    watcher = await hub.peer(alice)
+    assert (await watcher.call("board:join", {"board_id": board_id}))["ok"]
+    tabs = [await hub.peer(bob) for _ in range(40)]
+    for tab in tabs:
+        assert (await tab.call("board:join", {"board_id": board_id}))["ok"]
+    prefix = hub.settings.redis_key_prefix
+    redis = Redis.from_url(hub.settings.redis_url, decode_responses=True)
+
+    async def keep_lapsing() -> None:
+        while True:
+            await redis.delete(f"{prefix}ws:node:{hub.settings.node_id}")
+            await asyncio.sleep(0.05)
+
+    lapsing = asyncio.create_task(keep_lapsing())
+    try:
+        for tab in tabs:
+            await tab.close()
+            await asyncio.sleep(0.03)
+        lapsing.cancel()
+        await asyncio.gather(lapsing, return_exceptions=True)
+        await asyncio.sleep(1)  # two beats, each free to register again
+        assert await _present(watcher, board_id) == {alice.id}
+        assert await redis.hvals(f"{prefix}ws:board:{board_id}:presence") == [alice.id]
+        assert await redis.scard(f"{prefix}ws:user:{bob.id}:connections") == 0
+        joined = [e for e in watcher.events("presence") if e["state"] == "joined"]
+        left = [e for e in watcher.events("presence") if e["state"] == "left"]
+        assert len(joined) == len(left)
+    finally:
+        lapsing.cancel()
+        await redis.aclose()
+        await watcher.close()
