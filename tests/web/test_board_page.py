@@ -231,8 +231,6 @@ async def test_cards_are_reordered_from_the_keyboard_and_the_order_is_kept(
     await expect(titles).to_have_text(["First", "Third", "Second"])
     await expect(third).to_be_focused()  # the focus moves with the card
     await expect(theirs).to_have_text(["First", "Third", "Second"])
-    # one move of a card at a time: a second move of the same card sent before the
-    # hub answered the first can be undone by that answer (open, see the session note)
     first = owner.get_by_role("button", name='Edit "First"')
     await first.focus()
     await owner.keyboard.press("Alt+ArrowDown")
@@ -246,6 +244,40 @@ async def test_cards_are_reordered_from_the_keyboard_and_the_order_is_kept(
     await expect(column(member, "To do").locator("li.task .title")).to_have_text(order)
     await member.reload()
     await expect(column(member, "To do").locator("li.task .title")).to_have_text(order)
+
+
+async def test_quick_moves_of_one_card_all_land(hub: Hub, browser: Browser) -> None:
+    # three Alt+Up presses before the hub answered the first: each later move waits
+    # for the answer before it, and the card ends where the person put it
+    gate = Gate()
+    owner, member = await shared_board(
+        hub, browser, "editor", "Alpha", "Bravo", "Charlie", "Delta", prepare_owner=gate.install
+    )
+    titles = column(owner, "To do").locator("li.task .title")
+    await expect(titles).to_have_text(["Alpha", "Bravo", "Charlie", "Delta"])
+    await owner.bring_to_front()
+    delta = owner.get_by_role("button", name='Edit "Delta"')
+    await delta.focus()
+    gate.hold()
+    for order in (
+        ["Alpha", "Bravo", "Delta", "Charlie"],
+        ["Alpha", "Delta", "Bravo", "Charlie"],
+        ["Delta", "Alpha", "Bravo", "Charlie"],
+    ):
+        await owner.keyboard.press("Alt+ArrowUp")
+        await expect(titles).to_have_text(order)
+    await gate.kept_back.wait()  # the first move's answer
+    gate.release()
+    theirs = column(member, "To do").locator("li.task .title")
+    await expect(theirs).to_have_text(order)
+    await expect(titles).to_have_text(order)
+    await expect(banner(owner)).to_be_hidden()
+    await member.reload()
+    await expect(theirs).to_have_text(order)
+    # the card keeps answering moves afterwards
+    await delta.focus()
+    await owner.keyboard.press("Alt+ArrowDown")
+    await expect(theirs).to_have_text(["Alpha", "Delta", "Bravo", "Charlie"])
 
 
 async def test_a_refused_move_rolls_back_with_the_reason(hub: Hub, browser: Browser) -> None:

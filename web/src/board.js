@@ -57,6 +57,7 @@ class BoardPage {
     this.chat = new ChatPanel(live, api, boardId, () => this.members);
     this.toast = h("div", { className: "toast", role: "status", hidden: true });
     this.pendingDeletes = new Map();  // task id -> timer of the delete not sent yet
+    this.moving = new Map();  // task id -> its moves being sent (see move())
     this.flushDeletes = () => { for (const id of [...this.pendingDeletes.keys()]) this.sendDelete(id); };
     window.addEventListener("pagehide", this.flushDeletes);
     this.stops = [];
@@ -119,7 +120,7 @@ class BoardPage {
     this.people = new Map(reply.presence.map((user) => [user.id, user.name]));
     await this.loadMembers();
     if (reply.mode === "snapshot") {
-      this.tasks = new Map(reply.tasks.map((task) => [task.id, task]));
+      this.tasks = new Map(reply.tasks.map((task) => [task.id, this.withPendingMove(task)]));
       this.seq = reply.seq;
     } else {
       for (const event of reply.events) this.apply(event, false);
@@ -138,7 +139,7 @@ class BoardPage {
       this.loadMembers().then(() => this.render());
     }
     if (event.task.deleted_at) this.tasks.delete(event.task.id);
-    else this.tasks.set(event.task.id, event.task);
+    else this.tasks.set(event.task.id, this.withPendingMove(event.task));
     this.panel.changed(event.task);
     if (render) this.render();
   }
@@ -337,8 +338,13 @@ class BoardPage {
     return (before + after) / 2;
   }
 
-  /** Optimistic: the card moves at once and goes back, with the reason, if the hub says no. */
-  async move(taskId, status, position) {
+  /** Optimistic: the card moves at once and goes back, with the reason, if the hub says no.
+   *
+   * One move of a card is on its way at a time. A move asked before the hub answered
+   * the previous one (a quick second Alt+Up) waits for that answer and goes with the
+   * version it carries: sent with the older version, the hub would take it for a
+   * conflict with the first. Only the latest waiting move is sent. */
+  move(taskId, status, position) {
     const task = this.tasks.get(taskId);
     if (!task) return;
     if (position === null) {
@@ -346,19 +352,45 @@ class BoardPage {
       position = column.length ? Math.max(...column.map((t) => t.position)) + 1024 : 1024;
     }
     if (status === task.status && position === task.position) return;
-    const before = task;
+    const moving = this.moving.get(taskId);
+    if (moving) moving.next = { status, position };
+    else this.moving.set(taskId, { confirmed: task, sent: null, next: { status, position } });
     this.tasks.set(taskId, { ...task, status, position });
     this.render();
-    try {
-      const event = await this.call("task:move", {
-        task_id: taskId, base_version: task.version, status, position, op_id: crypto.randomUUID() });
-      this.apply(event);
-    } catch (error) {
-      if (this.tasks.get(taskId)?.version === before.version) this.tasks.set(taskId, before);
-      this.render();
-      this.say(`"${before.title}" was not moved: ${error.message}`);
-      setTimeout(() => this.say(null), 6000);
+    if (!moving) this.sendMoves(taskId);
+  }
+
+  /** Sends the moves of one card one after the other (see move()). */
+  async sendMoves(taskId) {
+    const moving = this.moving.get(taskId);
+    while (moving.next && this.tasks.has(taskId)) {
+      moving.sent = moving.next;
+      moving.next = null;
+      try {
+        const event = await this.call("task:move", { task_id: taskId,
+          base_version: this.tasks.get(taskId).version, ...moving.sent, op_id: crypto.randomUUID() });
+        this.apply(event);
+      } catch (error) {
+        // back to where the hub has it: the moves still waiting go too
+        this.moving.delete(taskId);
+        if (this.tasks.has(taskId)) this.tasks.set(taskId, moving.confirmed);
+        this.render();
+        this.say(`"${moving.confirmed.title}" was not moved: ${error.message}`);
+        setTimeout(() => this.say(null), 6000);
+        return;
+      }
     }
+    this.moving.delete(taskId);
+  }
+
+  /** A task as the hub has it, kept as the card's last confirmed state while this page
+   * is moving the card, and shown where the page is moving it. */
+  withPendingMove(task) {
+    const moving = this.moving.get(task.id);
+    if (!moving) return task;
+    moving.confirmed = task;
+    const { status, position } = moving.next ?? moving.sent;
+    return { ...task, status, position };
   }
 
   createForm() {
