@@ -12,7 +12,7 @@ CHROMIUM := /usr/bin/chromium
 FIREFOX := /usr/bin/firefox-esr
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types format clean bench screenshot
+.PHONY: run test lint types format clean bench screenshot audit
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ format: $(STAMP)
 
 types: $(STAMP)
 	$(BIN)/mypy hub handlers storage protocol workers bots bench
+
+# Published advisories against what the venv and the page's npm packages hold.
+# --strict: a package that could not be checked fails the audit rather than
+# passing unchecked (pip-audit otherwise reports "no known vulnerabilities" when
+# it reached no advisory service at all). Needs PyPI's JSON API and the npm
+# registry's audit endpoint; see "Dependency audit" in SECURITY.md.
+audit: $(STAMP) $(WEB_DEPS)
+	$(BIN)/pip install --quiet 'pip-audit>=2.9,<3'
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
+	npm audit --prefix web --omit=dev
 
 # Fan-out against Node socket.io and stock python-socketio, and the real hub's
 # scenarios (issue 5); rewrites docs/BENCHMARKS.md. BENCH_ARGS=--quick for a smoke
