@@ -26,7 +26,7 @@ from handlers.socket_hub import (
     HubNamespaces,
     OrderLocks,
 )
-from hub import heartbeat, maintenance
+from hub import expiry_sweep, heartbeat, maintenance
 from hub import web as web_page
 from hub.config import Settings
 from hub.fanout.servers import HubRedisManager, HubSocketServer
@@ -106,6 +106,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     async with (
         heartbeat.running(app[SETTINGS], app[HUB_NAMESPACES]),
         maintenance.running(app[DEPS].pool),
+        expiry_sweep.running(app[HUB_NAMESPACES]),
     ):
         yield
 
@@ -144,10 +145,11 @@ def _socketio_server(settings: Settings, serializer: Serializer) -> socketio.Asy
     return HubSocketServer(
         async_mode="aiohttp",
         client_manager=manager,
-        serializer=serializer.python_socketio,
+        serializer=serializer.packet_class,
         cors_allowed_origins=list(settings.cors_origins) or None,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
+        connect_timeout=settings.connect_timeout,
         # Over-limit events are answered with payload_too_large by the dispatcher;
         # only frames far past the limit close the connection at the transport.
         max_http_buffer_size=settings.max_payload_bytes * 16,

@@ -54,6 +54,9 @@ class Settings:
     redis_pool_max: int = 100
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
+    # An Engine.IO connection must complete its Socket.IO connect within this
+    # (Node's socket.io connectTimeout): a half-open handshake holds a socket.
+    connect_timeout: float = 45.0
     cors_origins: tuple[str, ...] = ()
     # What a client may leave unread before it is dropped: seconds of a busy board,
     # far more than any single ack (client payloads are capped at max_payload_bytes).
@@ -179,6 +182,7 @@ class Settings:
             redis_pool_max=num("REDIS_POOL_MAX", cls.redis_pool_max, int, 2, 10_000),
             ping_interval=num("PING_INTERVAL", cls.ping_interval, float, 1, 600),
             ping_timeout=num("PING_TIMEOUT", cls.ping_timeout, float, 1, 600),
+            connect_timeout=num("CONNECT_TIMEOUT", cls.connect_timeout, float, 0.5, 600),
             cors_origins=origins,
             outbound_buffer_bytes=num(
                 "OUTBOUND_BUFFER_BYTES", cls.outbound_buffer_bytes, int, 64 * 1024, 2**30

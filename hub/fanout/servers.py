@@ -111,10 +111,40 @@ class HubEngineServer(engineio.AsyncServer):
 
 class HubSocketServer(socketio.AsyncServer):
     """python-socketio's server on `HubEngineServer`; extra keyword arguments
-    (`outbound_buffer_bytes`) reach the Engine.IO server."""
+    (`outbound_buffer_bytes`) reach the Engine.IO server.
+
+    An Engine.IO connection that has not connected to a Socket.IO namespace
+    `connect_timeout` seconds after it opened is closed, as Node's socket.io does:
+    otherwise an open handshake, never followed by a CONNECT, holds a socket (and
+    a slot of the file descriptor limit) until the ping timeout, or forever for a
+    client that answers pings.
+    """
+
+    def __init__(self, *args: Any, connect_timeout: float = 45.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connect_timeout = connect_timeout
+        self._closing_unconnected: set[asyncio.Future[None]] = set()
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return HubEngineServer
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        # one timer per handshake, gone once it fired: no task per connection
+        asyncio.get_running_loop().call_later(self.connect_timeout, self._connect_deadline, eio_sid)
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    def _connect_deadline(self, eio_sid: str) -> None:
+        if eio_sid not in self.eio.sockets:
+            return  # gone already
+        manager = self.manager
+        if any(manager.sid_from_eio_sid(eio_sid, ns) for ns in list(manager.get_namespaces())):
+            return
+        self.logger.info(
+            "%s: no Socket.IO connect within %ss, closing", eio_sid, self.connect_timeout
+        )
+        closing = asyncio.ensure_future(self.eio.disconnect(eio_sid))
+        self._closing_unconnected.add(closing)
+        closing.add_done_callback(self._closing_unconnected.discard)
 
     async def shutdown(self) -> None:
         """Close every connection, and return once their disconnects have run."""

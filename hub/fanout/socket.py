@@ -90,6 +90,16 @@ class DirectSocket(AsyncSocket):
             self._timer.cancel()
             self._timer = None
 
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        """engineio's close, then the websocket itself. Stock engineio's writer task
+        ends the websocket after the CLOSE packet; without one, a client that
+        ignores that packet would keep its connection open for good (a closed
+        socket is pinged no more)."""
+        await super().close(wait=wait, abort=abort, reason=reason)
+        frames = self.frames
+        if frames is not None:
+            frames.end()
+
     async def send(self, pkt: packet.Packet) -> None:
         frames = self.frames
         if frames is None:
