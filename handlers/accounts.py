@@ -108,18 +108,19 @@ async def active_user(conn: Connection, claims: AccessClaims) -> User:
     """
     found = await users.get_with_login(conn, claims.user_id, claims.session_id)
     if found is None or not found[0].is_active:
-        raise Unauthorized("this account is not active")
+        raise Unauthorized("this account is not active", {"reason": "account_inactive"})
     user, login_live = found
     if not login_live:
-        raise Unauthorized("this session has ended; log in again")
+        raise Unauthorized("this session has ended; log in again", {"reason": "session_revoked"})
     return user
 
 
-async def authenticate(deps: Deps, token: str) -> User:
-    """Verify an access token and load its user; shared by REST and socket connect."""
+async def authenticate(deps: Deps, token: str) -> tuple[User, AccessClaims]:
+    """Verify an access token and load its user, for a socket connect and `auth:refresh`;
+    the claims say until when the connection may live on it."""
     claims = deps.tokens.verify(token)
     async with deps.pool.acquire() as conn:
-        return await active_user(conn, claims)
+        return await active_user(conn, claims), claims
 
 
 async def _issue(

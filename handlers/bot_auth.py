@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from handlers.deps import Deps
 from protocol.errors import Unauthorized
@@ -21,6 +22,12 @@ class BotLogin:
     user: User
     token_id: uuid.UUID
     scopes: frozenset[str]
+    expires_at: datetime  # its connections are closed then (handlers/expiry.py)
+
+
+def token_revoked() -> Unauthorized:
+    """Why a revoked token is refused at connect, and why its connections are closed."""
+    return Unauthorized("api token was revoked", {"reason": "token_revoked"})
 
 
 async def authenticate(deps: Deps, secret: str) -> BotLogin:
@@ -30,7 +37,7 @@ async def authenticate(deps: Deps, secret: str) -> BotLogin:
             raise Unauthorized("api token is not valid", {"reason": "invalid_token"})
         token = found.token
         if token.revoked_at is not None:
-            raise Unauthorized("api token was revoked", {"reason": "token_revoked"})
+            raise token_revoked()
         if found.expired:
             raise Unauthorized(
                 f"api token expired at {token.expires_at.isoformat()}; create a new one",
@@ -39,7 +46,12 @@ async def authenticate(deps: Deps, secret: str) -> BotLogin:
         user = await users.get(conn, token.bot_id)
     if user is None or not user.is_active:
         raise Unauthorized("this account is not active", {"reason": "account_inactive"})
-    return BotLogin(user=user, token_id=token.id, scopes=frozenset(s.value for s in token.scopes))
+    return BotLogin(
+        user=user,
+        token_id=token.id,
+        scopes=frozenset(s.value for s in token.scopes),
+        expires_at=token.expires_at,
+    )
 
 
 async def still_live(deps: Deps, token_id: uuid.UUID) -> bool:

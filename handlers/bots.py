@@ -19,6 +19,7 @@ import uuid
 
 from aiohttp import web
 
+from handlers import bot_auth
 from handlers.accounts import active_user
 from handlers.audit_context import request_metadata
 from handlers.deps import AccessClaims
@@ -206,7 +207,7 @@ async def disconnect_token(ns: HubNamespace, bot_id: uuid.UUID, token_id: uuid.U
     """
     sids = await ns.deps.presence.connections_of_token(bot_id, token_id)
     for sid in sids:
-        await ns.disconnect(sid)
+        await ns.close(sid, bot_auth.token_revoked())
     return len(sids)
 
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers import chat, idempotency, notifications, presence, reminders, task_service, triage
+from handlers import (
+    chat,
+    expiry,
+    idempotency,
+    notifications,
+    presence,
+    reminders,
+    task_service,
+    triage,
+)
 from handlers.socket_hub import Caller, EventHandler, HubNamespace, Route, Turn
 from protocol import correlation
 from protocol.bots import Scope
@@ -223,6 +232,7 @@ async def task_delete(ns: HubNamespace, caller: Caller, payload: TaskDelete) -> 
 
 
 _HANDLERS: dict[ClientEvent, EventHandler] = {
+    ClientEvent.AUTH_REFRESH: expiry.auth_refresh,
     ClientEvent.BOARD_JOIN: board_join,
     ClientEvent.BOARD_LEAVE: board_leave,
     ClientEvent.PRESENCE_LIST: presence_list,

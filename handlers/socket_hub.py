@@ -22,6 +22,7 @@ from aiohttp import web
 
 from handlers import accounts, bot_auth, presence
 from handlers.deps import Deps
+from handlers.expiry import Expiries
 from handlers.rest import client_ip
 from protocol import correlation, envelope
 from protocol.bots import is_api_token
@@ -33,7 +34,13 @@ from protocol.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from protocol.events import RESERVED_EVENTS, room_board, room_user, server_event_for
+from protocol.events import (
+    RESERVED_EVENTS,
+    ServerEvent,
+    room_board,
+    room_user,
+    server_event_for,
+)
 from protocol.models import TaskEvent, to_wire
 from protocol.payloads import Payload, encoded_size, parse
 from protocol.serializers import Serializer
@@ -154,6 +161,7 @@ class HubNamespace(socketio.AsyncNamespace):
         self.deps = deps
         self.routes = routes
         self.local_sids: set[str] = set()
+        self.expiries = Expiries()  # when each local connection's token runs out
         self._order_locks: OrderLocks = (
             order_locks if order_locks is not None else weakref.WeakValueDictionary()
         )
@@ -170,8 +178,10 @@ class HubNamespace(socketio.AsyncNamespace):
             if is_api_token(token):
                 bot = await bot_auth.authenticate(self.deps, token)
                 user, scopes, token_id = bot.user, bot.scopes, bot.token_id
+                expires_at = bot.expires_at.timestamp()
             else:
-                user = await accounts.authenticate(self.deps, token)
+                user, claims = await accounts.authenticate(self.deps, token)
+                expires_at = float(claims.expires_at)
         except HubError as exc:
             raise refusal(exc) from None
         caller = Caller(
@@ -190,8 +200,10 @@ class HubNamespace(socketio.AsyncNamespace):
         if token_id is not None and not await bot_auth.still_live(self.deps, token_id):
             # revoked while we connected: the revocation's sweep may have missed us
             await self.deps.presence.remove_connection(sid, self.deps.node_id, name=user.name)
-            raise refusal(Unauthorized("api token was revoked", {"reason": "token_revoked"}))
+            raise refusal(bot_auth.token_revoked())
         self.local_sids.add(sid)
+        # already past (it expired while we connected)? the next sweep closes it
+        self.expiries.track(sid, expires_at)
         self.deps.metrics.connections(+1)
         log.info(
             "socket connected",
@@ -206,12 +218,25 @@ class HubNamespace(socketio.AsyncNamespace):
         if sid not in self.local_sids:
             return  # the connect was refused
         self.local_sids.discard(sid)
+        self.expiries.forget(sid)
         self.deps.metrics.connections(-1)
         try:
             await presence.connection_closed(self, sid, self.deps.node_id)
         except Exception:
             log.exception("presence cleanup failed", extra={"sid": sid})
         log.info("socket disconnected", extra={"sid": sid, "reason": str(reason)})
+
+    async def close(self, sid: str, error: HubError) -> None:
+        """Close a connection on purpose, on whichever node holds it, saying why.
+
+        Socket.IO's DISCONNECT packet carries no reason, so `connection:closing`
+        (the body of a refused connect) goes just before it. Both take the same
+        road, straight to a local client or in order through the manager's Redis
+        channel, so the client hears why before it is disconnected.
+        """
+        self.deps.metrics.event_out(ServerEvent.CONNECTION_CLOSING)
+        await self.emit(ServerEvent.CONNECTION_CLOSING, error.to_dict(), to=sid)
+        await self.disconnect(sid)
 
     # -- events --------------------------------------------------------------
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from storage import ops
 from storage.db import Pool
@@ -30,11 +31,16 @@ async def _prune_forever(pool: Pool) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(pool: Pool) -> AsyncIterator[None]:
-    task = asyncio.create_task(_prune_forever(pool), name="prune-op-acks")
+async def owned(loop: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run a node's periodic loop while the context lives; cancel and await it after."""
+    task = asyncio.create_task(loop, name=name)
     try:
         yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def running(pool: Pool) -> contextlib.AbstractAsyncContextManager[None]:
+    return owned(_prune_forever(pool), "prune-op-acks")

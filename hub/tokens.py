@@ -1,4 +1,12 @@
-"""Access tokens: short-lived JWTs signed with JWT_SECRET."""
+"""Access tokens: short-lived JWTs signed with JWT_SECRET.
+
+`verify` accepts exactly what `issue` makes: the configured HMAC algorithm only
+(never `none`, never another one signed with the same secret), our `aud` and
+`iss`, a UUID `sub`, no future `nbf`, and no `crit` header: RFC 7515 says a
+token whose critical extensions the reader does not understand is invalid, we
+understand none, and PyJWT (which knows `b64`, and before 2.12 knew none but
+let every one pass) cannot be trusted to refuse them for us.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +46,8 @@ class JwtAccessTokens:
 
     def verify(self, token: str) -> AccessClaims:
         try:
+            if "crit" in jwt.get_unverified_header(token):
+                raise jwt.InvalidTokenError("critical header extensions are not supported")
             claims = jwt.decode(
                 token,
                 self._secret,

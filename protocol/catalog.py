@@ -13,6 +13,7 @@ from protocol.events import ClientEvent, ServerEvent
 from protocol.payloads import (
     CHANNELS_LIMIT,
     TYPING_EVERY_MS,
+    AuthRefresh,
     BoardJoin,
     BoardLeave,
     BoardMembers,
@@ -96,6 +97,21 @@ class ServerEventSpec:
 CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
     spec.event: spec
     for spec in (
+        ClientEventSpec(
+            ClientEvent.AUTH_REFRESH,
+            AuthRefresh,
+            "Hand a live connection the new access token of its user, before the one it "
+            "connected with expires: the connection then lives until the new token's "
+            "`exp` instead of being closed with `token_expired`. The token is checked "
+            "like a connect's (signature, expiry, an active user and a live login); a "
+            "refused one changes nothing (`unauthorized` with `details.reason`, the "
+            "connection keeps its current expiry). A token of another user is "
+            "`forbidden`, and so is any token on a connection made with a bot token "
+            "(reconnect with a new bot token instead).",
+            "`user_id`, `expires_at` (when the connection will be closed now, unless "
+            "refreshed again)",
+            ("unauthorized", "forbidden", "invalid_payload"),
+        ),
         ClientEventSpec(
             ClientEvent.BOARD_JOIN,
             BoardJoin,
@@ -392,5 +408,14 @@ SERVER_EVENTS: tuple[ServerEventSpec, ...] = (
         ServerEvent.CHAT_UNREAD,
         "user:{id}",
         "`{channel_id, last_read_seq, unread}`: your read marker moved on one of your connections.",
+    ),
+    ServerEventSpec(
+        ServerEvent.CONNECTION_CLOSING,
+        "this connection only",
+        "The hub is about to close this connection on purpose, and why: "
+        "`{code, message, details: {reason}}`, the shape of a refused connect's "
+        "`connect_error`. Reasons: `token_expired` (the token expired while connected "
+        "and no `auth:refresh` came), `token_revoked` (a bot token was revoked). The "
+        "Socket.IO disconnect follows at once; do not reconnect with the same token.",
     ),
 )

@@ -24,7 +24,13 @@ or, for a bot, with its API token (`thb_...`, from `POST /api/bots/{id}/tokens`)
 A refused connection gets a `connect_error` whose data is
 `{"code": "unauthorized", "message": ..., "details": {"reason": ...}}`; a bot
 token's reason is `invalid_token`, `token_revoked`, `token_expired` or
-`account_inactive`. A revoked token's open connections are closed by the server.
+`account_inactive`; an access token's is `invalid_token` (a bad signature, an
+algorithm other than the configured one, `alg: none`, a wrong `aud` or `iss`,
+a future `nbf`, a missing or non-UUID `sub`, any `crit` header),
+`token_expired`, `account_inactive` or `session_revoked` (the login was logged
+out or its refresh token reused). The server closes a connection when its
+token expires (unless `auth:refresh` gave it a newer one) and when its bot
+token is revoked; `connection:closing` tells the client why just before.
 
 A bot token carries scopes (`chat:read`, `chat:write`, `tasks:read`,
 `tasks:write`). Each event below names the scope it needs; a bot token without

@@ -30,6 +30,7 @@ class ClientEvent(StrEnum):
     CHAT_TYPING = "chat:typing"
     CHAT_READ = "chat:read"
     TRIAGE_CREATE = "triage:create"
+    AUTH_REFRESH = "auth:refresh"
 
 
 class ServerEvent(StrEnum):
@@ -45,6 +46,7 @@ class ServerEvent(StrEnum):
     CHAT_TYPING = "chat:typing"
     CHAT_CHANNEL = "chat:channel"
     CHAT_UNREAD = "chat:unread"
+    CONNECTION_CLOSING = "connection:closing"
 
 
 # Names python-socketio and Engine.IO reserve; a client may never trigger them.

@@ -87,6 +87,13 @@ class BoardJoin(Payload):
     since_seq: Seq | None = None
 
 
+class AuthRefresh(Payload):
+    """A new access token for the connection it is sent on (its user's, from
+    `POST /api/auth/refresh` or a new login)."""
+
+    access_token: Annotated[str, Meta(min_length=1, max_length=4096)]
+
+
 class BoardLeave(Payload):
     board_id: uuid.UUID
 

@@ -517,6 +517,10 @@ async def test_a_revoked_token_is_disconnected_on_every_node(
         assert status == 204, body
 
         await wait_until(lambda: not far.sio.connected and not near.sio.connected, timeout=5)
+        # each heard why first, across nodes too
+        for closed in (far, near):
+            (closing,) = closed.events("connection:closing")
+            refused(closing, "token_revoked", "revoked")
         # The other token's connection is untouched and keeps the bot on the board.
         assert other.sio.connected
         listed = await other.call("presence:list", {"board_id": scene.board_id})

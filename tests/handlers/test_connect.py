@@ -120,7 +120,7 @@ async def test_a_deactivated_user_is_refused(hub: Hub) -> None:
         await conn.execute("UPDATE users SET is_active = false WHERE id = $1", uuid.UUID(alice.id))
     finally:
         await conn.close()
-    _unauthorized(await _connect_error(hub, {"token": alice.access_token}))
+    _unauthorized(await _connect_error(hub, {"token": alice.access_token}), "account_inactive")
 
 
 async def test_after_logout_the_access_token_no_longer_connects(hub: Hub) -> None:
@@ -128,7 +128,7 @@ async def test_after_logout_the_access_token_no_longer_connects(hub: Hub) -> Non
     assert await _connects(hub, alice.access_token)
     status, body = await hub.request("POST", "/api/auth/logout", token=alice.access_token)
     assert status == 204, body
-    _unauthorized(await _connect_error(hub, {"token": alice.access_token}))
+    _unauthorized(await _connect_error(hub, {"token": alice.access_token}), "session_revoked")
     # Another login of the same user is not affected.
     status, body = await hub.request(
         "POST", "/api/auth/login", json={"email": alice.email, "password": alice.password}
