@@ -33,6 +33,7 @@ from types import TracebackType
 
 from bench.servers import BENCH_DIR, REPO_DIR, RunningServer, ServerSpec, pinned
 from handlers import passwords, task_service
+from hub.config import rate_limit_env
 from hub.devstack import EmbeddedStack, free_port
 from hub.tokens import JwtAccessTokens
 from protocol.models import BoardRole
@@ -51,6 +52,11 @@ _PASSED_ENV = frozenset(
     {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "USER"}
     | {"PING_INTERVAL", "PING_TIMEOUT", "EVENT_LOOP"}
 )
+
+# Every client of a bench shares one address and connects or edits as fast as it
+# can: limits that are checked on every action (their cost is in the figures) but
+# never reached.
+UNREACHABLE_RATE_LIMITS = rate_limit_env("1000000/1") | {"MAX_CONNECTIONS_PER_USER": "100000"}
 
 # Tokens outlive the whole bench run (the hub's own default TTL is 15 minutes).
 TOKEN_TTL = 24 * 3600
@@ -260,6 +266,7 @@ class HubStack:
             "LOG_FORMAT": "text",
             "KAFKA_IDEMPOTENCE": "false",
             "PYTHONPATH": str(REPO_DIR),
+            **UNREACHABLE_RATE_LIMITS,
             **overrides,
         }
 

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from storage.db import Pool
 from storage.keys import RedisKeys
 from storage.presence import Presence
+from storage.rate_limits import RateLimiter, RateLimits
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Limits:
     refresh_token_ttl: int
     max_payload_bytes: int
     catch_up_window: int
+    rates: RateLimits
+    max_connections_per_user: int
 
 
 @dataclass(frozen=True)
@@ -60,5 +63,6 @@ class Deps:
     tokens: AccessTokens
     metrics: Metrics
     limits: Limits
+    rate_limiter: RateLimiter
     node_id: str
     kafka_bootstrap_servers: str

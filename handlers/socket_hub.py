@@ -20,12 +20,13 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from handlers import accounts, bot_auth, presence
+from handlers import accounts, bot_auth, presence, rate_limits
 from handlers.deps import Deps
 from handlers.expiry import Expiries
 from handlers.rest import client_ip
 from protocol import correlation, envelope
 from protocol.bots import is_api_token
+from protocol.catalog import Limit
 from protocol.errors import (
     Forbidden,
     HubError,
@@ -174,7 +175,10 @@ class HubNamespace(socketio.AsyncNamespace):
             raise refusal(Unauthorized("connect with auth={'token': <access token>}"))
         scopes: frozenset[str] | None = None
         token_id: uuid.UUID | None = None
+        ip = client_ip(environ["aiohttp.request"])
         try:
+            # the address pays before the token is checked: guessing tokens costs too
+            await rate_limits.charge(self.deps, Limit.CONNECT, None, ip)
             if is_api_token(token):
                 bot = await bot_auth.authenticate(self.deps, token)
                 user, scopes, token_id = bot.user, bot.scopes, bot.token_id
@@ -182,6 +186,7 @@ class HubNamespace(socketio.AsyncNamespace):
             else:
                 user, claims = await accounts.authenticate(self.deps, token)
                 expires_at = float(claims.expires_at)
+            await rate_limits.charge(self.deps, Limit.CONNECT, user.id, None)
         except HubError as exc:
             raise refusal(exc) from None
         caller = Caller(
@@ -189,7 +194,7 @@ class HubNamespace(socketio.AsyncNamespace):
             user_id=user.id,
             name=user.name,
             # engineio's aiohttp driver puts 127.0.0.1 in REMOTE_ADDR; the request knows
-            ip=client_ip(environ["aiohttp.request"]),
+            ip=ip,
             user_agent=(environ.get("HTTP_USER_AGENT") or "")[:500] or None,
             scopes=scopes,
             token_id=token_id,
@@ -197,6 +202,14 @@ class HubNamespace(socketio.AsyncNamespace):
         await self.save_session(sid, {"caller": caller})
         await self.enter_room(sid, room_user(user.id))
         await self.deps.presence.add_connection(sid, user.id, self.deps.node_id, token_id)
+        # counted once registered, on every node: two connects racing for the last
+        # place may both be refused, never both let in
+        too_many = rate_limits.over_connection_cap(
+            self.deps, len(await self.deps.presence.connections_of(user.id))
+        )
+        if too_many is not None:
+            await self.deps.presence.remove_connection(sid, self.deps.node_id, name=user.name)
+            raise refusal(too_many)
         if token_id is not None and not await bot_auth.still_live(self.deps, token_id):
             # revoked while we connected: the revocation's sweep may have missed us
             await self.deps.presence.remove_connection(sid, self.deps.node_id, name=user.name)
@@ -285,6 +298,7 @@ class HubNamespace(socketio.AsyncNamespace):
                 {"limit": self.deps.limits.max_payload_bytes},
             )
         caller = await self.caller(sid)
+        await rate_limits.charge_event(self.deps, event, caller.user_id, caller.ip)
         if not caller.allows(route.scope):
             raise Forbidden(
                 f"this token lacks the {route.scope} scope", {"scope": str(route.scope)}

@@ -38,6 +38,7 @@ from storage import redis_client
 from storage.db import create_pool
 from storage.keys import RedisKeys
 from storage.presence import Presence
+from storage.rate_limits import RateLimiter
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", HubMetrics)
@@ -78,7 +79,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 refresh_token_ttl=settings.refresh_token_ttl,
                 max_payload_bytes=settings.max_payload_bytes,
                 catch_up_window=settings.catch_up_window,
+                rates=settings.rate_limits,
+                max_connections_per_user=settings.max_connections_per_user,
             ),
+            rate_limiter=RateLimiter(redis, keys),
             node_id=settings.node_id,
             kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
         )

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
+from storage.rate_limits import Rate, RateLimits
+
 T = TypeVar("T")
 
 
@@ -21,6 +23,12 @@ class ConfigError(ValueError):
 
 def _default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def rate_limit_env(value: str) -> dict[str, str]:
+    """Every RATE_LIMIT_* variable set to `value` (`off`, or COUNT/SECONDS): for
+    load generators and test suites, whose clients share one address."""
+    return {f"RATE_LIMIT_{f.name.upper()}": value for f in fields(RateLimits)}
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,10 @@ class Settings:
     # An Engine.IO connection must complete its Socket.IO connect within this
     # (Node's socket.io connectTimeout): a half-open handshake holds a socket.
     connect_timeout: float = 45.0
+    # Per user and per IP, shared by every node (storage/rate_limits.py)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    # A user's sockets at once, on all nodes (tabs, devices and bots together)
+    max_connections_per_user: int = 50
     cors_origins: tuple[str, ...] = ()
     # What a client may leave unread before it is dropped: seconds of a busy board,
     # far more than any single ack (client payloads are capped at max_payload_bytes).
@@ -142,6 +154,27 @@ class Settings:
                 raise ConfigError(f"{name}={raw!r} must be true or false")
             return raw in ("1", "true", "yes", "on")
 
+        def rate(name: str, default: Rate | None) -> Rate | None:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                return default
+            if raw == "off":
+                return None
+            count, _, seconds = raw.partition("/")
+            try:
+                parsed = Rate(int(count), float(seconds.removesuffix("s")))
+            except ValueError:
+                parsed = None
+            if parsed is None or not (1 <= parsed.count <= 10**6 and 0 < parsed.seconds <= 86400):
+                raise ConfigError(f"{name}={raw!r} must be COUNT/SECONDS (like 20/1) or off")
+            return parsed
+
+        rates = RateLimits(
+            **{
+                f.name: rate(name, getattr(RateLimits(), f.name))
+                for f, name in zip(fields(RateLimits), rate_limit_env(""), strict=True)
+            }
+        )
         retention = tuple(
             (prefix, num(f"AUDIT_RETENTION_{name}_DAYS", days, int, 1, 36500))
             for (prefix, days), name in zip(
@@ -183,6 +216,10 @@ class Settings:
             ping_interval=num("PING_INTERVAL", cls.ping_interval, float, 1, 600),
             ping_timeout=num("PING_TIMEOUT", cls.ping_timeout, float, 1, 600),
             connect_timeout=num("CONNECT_TIMEOUT", cls.connect_timeout, float, 0.5, 600),
+            rate_limits=rates,
+            max_connections_per_user=num(
+                "MAX_CONNECTIONS_PER_USER", cls.max_connections_per_user, int, 1, 100_000
+            ),
             cors_origins=origins,
             outbound_buffer_bytes=num(
                 "OUTBOUND_BUFFER_BYTES", cls.outbound_buffer_bytes, int, 64 * 1024, 2**30

@@ -7,6 +7,7 @@ the documentation cannot drift from what the server accepts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from protocol.bots import Scope
 from protocol.events import ClientEvent, ServerEvent
@@ -65,6 +66,16 @@ _TASK_EVENT_ACK = (
 )
 
 
+class Limit(StrEnum):
+    """The rate limits (per user and per address, RATE_LIMIT_* settings): what each
+    counts. Over one, an event is answered `rate_limited` with
+    `details.retry_after` (seconds) and does nothing."""
+
+    CONNECT = "connect"  # a socket connect
+    WRITE = "write"  # an event that changes boards, tasks or reminders
+    CHAT = "chat"  # an event that writes chat
+
+
 @dataclass(frozen=True)
 class ClientEventSpec:
     event: ClientEvent
@@ -75,16 +86,23 @@ class ClientEventSpec:
     # The scope a bot token needs to send this event (checked by the dispatcher
     # before the handler runs); None: any connection may. People have every scope.
     scope: str | None = None
+    # The rate limit this event counts against; None: not limited (reads, joins,
+    # typing, which has its own throttle).
+    limit: Limit | None = None
 
     def __post_init__(self) -> None:
         if self.scope is not None:
             Scope(self.scope)  # a typo fails at import, not as an event no bot can send
 
     def error_codes(self) -> tuple[str, ...]:
-        """The codes of the ack, with `forbidden` for a token that lacks the scope."""
-        if self.scope is None or "forbidden" in self.errors:
-            return self.errors
-        return ("forbidden", *self.errors)
+        """The codes of the ack, with `forbidden` for a token that lacks the scope and
+        `rate_limited` for a limited event."""
+        codes = self.errors
+        if self.scope is not None and "forbidden" not in codes:
+            codes = ("forbidden", *codes)
+        if self.limit is not None:
+            codes = (*codes, "rate_limited")
+        return codes
 
 
 @dataclass(frozen=True)
@@ -158,6 +176,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             _TASK_EVENT_ACK,
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.TASKS_WRITE,
+            limit=Limit.WRITE,
         ),
         ClientEventSpec(
             ClientEvent.TASK_UPDATE,
@@ -169,6 +188,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             _TASK_EVENT_ACK,
             ("forbidden", "not_found", "invalid_payload", "version_conflict"),
             scope=Scope.TASKS_WRITE,
+            limit=Limit.WRITE,
         ),
         ClientEventSpec(
             ClientEvent.TASK_MOVE,
@@ -178,6 +198,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             _TASK_EVENT_ACK,
             ("forbidden", "not_found", "invalid_payload", "version_conflict"),
             scope=Scope.TASKS_WRITE,
+            limit=Limit.WRITE,
         ),
         ClientEventSpec(
             ClientEvent.TASK_DELETE,
@@ -187,6 +208,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             _TASK_EVENT_ACK,
             ("forbidden", "not_found", "invalid_payload", "version_conflict"),
             scope=Scope.TASKS_WRITE,
+            limit=Limit.WRITE,
         ),
         ClientEventSpec(
             ClientEvent.NOTIFICATIONS_LIST,
@@ -219,6 +241,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             _REMINDER,
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.TASKS_WRITE,
+            limit=Limit.WRITE,
         ),
         ClientEventSpec(
             ClientEvent.REMINDERS_LIST,
@@ -237,6 +260,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             _REMINDER,
             ("not_found", "invalid_payload"),
             scope=Scope.TASKS_WRITE,
+            limit=Limit.WRITE,
         ),
         ClientEventSpec(
             ClientEvent.CHAT_CHANNELS,
@@ -256,6 +280,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             f"`channel`: {_CHANNEL}",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.CHAT_WRITE,
+            limit=Limit.CHAT,
         ),
         ClientEventSpec(
             ClientEvent.CHAT_JOIN,
@@ -285,6 +310,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             f"`message` ({_MESSAGE}), `duplicate`",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.CHAT_WRITE,
+            limit=Limit.CHAT,
         ),
         ClientEventSpec(
             ClientEvent.CHAT_EDIT,
@@ -293,6 +319,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             f"`message`: {_MESSAGE}",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.CHAT_WRITE,
+            limit=Limit.CHAT,
         ),
         ClientEventSpec(
             ClientEvent.CHAT_DELETE,
@@ -304,6 +331,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             f"`message`: {_MESSAGE}",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.CHAT_WRITE,
+            limit=Limit.CHAT,
         ),
         ClientEventSpec(
             ClientEvent.CHAT_HISTORY,
@@ -343,6 +371,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "`created_at`, `updated_at`",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.TASKS_WRITE,
+            limit=Limit.WRITE,
         ),
     )
 }

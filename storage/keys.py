@@ -75,3 +75,7 @@ class RedisKeys:
     def typing(self, channel_id: object, user_id: object) -> str:
         """Set (NX, with a short TTL) when someone's typing was last broadcast."""
         return f"{self.prefix}chat:typing:{channel_id}:{user_id}"
+
+    def rate_limit(self, name: str, subject: str) -> str:
+        """A rate limit's bucket (storage/rate_limits.py): when it is full again."""
+        return f"{self.prefix}rate:{name}:{subject}"

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from hub.app import create_app
-from hub.config import Settings
+from hub.config import Settings, rate_limit_env
 from hub.devstack import EmbeddedStack, free_port
 from storage.migrate import migrate
 from tests.support import Hub
@@ -129,6 +129,10 @@ def node_env(services: dict[str, str], database: str) -> Callable[..., dict[str,
             "REAP_INTERVAL": "0.5",
             "LOG_FORMAT": "text",
             "NODE_ID": f"node-{uuid.uuid4().hex[:8]}",
+            # every test client comes from 127.0.0.1, many at once: the limits are
+            # checked on every action but reached only where a test sets its own
+            **rate_limit_env("1000000/1"),
+            "MAX_CONNECTIONS_PER_USER": "100000",
         }
         env.update(overrides)
         return env
