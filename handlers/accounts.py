@@ -99,6 +99,16 @@ def _token_response(
     return response
 
 
+def account_inactive() -> Unauthorized:
+    """Why a deactivated user is refused, and why their connections are closed."""
+    return Unauthorized("this account is not active", {"reason": "account_inactive"})
+
+
+def session_revoked() -> Unauthorized:
+    """Why an ended login is refused, and why its connections are closed."""
+    return Unauthorized("this session has ended; log in again", {"reason": "session_revoked"})
+
+
 async def active_user(conn: Connection, claims: AccessClaims) -> User:
     """The token's user, if still active and its login not revoked.
 
@@ -108,10 +118,10 @@ async def active_user(conn: Connection, claims: AccessClaims) -> User:
     """
     found = await users.get_with_login(conn, claims.user_id, claims.session_id)
     if found is None or not found[0].is_active:
-        raise Unauthorized("this account is not active", {"reason": "account_inactive"})
+        raise account_inactive()
     user, login_live = found
     if not login_live:
-        raise Unauthorized("this session has ended; log in again", {"reason": "session_revoked"})
+        raise session_revoked()
     return user
 
 

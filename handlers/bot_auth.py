@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from handlers import accounts
 from handlers.deps import Deps
 from protocol.errors import Unauthorized
 from protocol.models import User
@@ -45,7 +46,7 @@ async def authenticate(deps: Deps, secret: str) -> BotLogin:
             )
         user = await users.get(conn, token.bot_id)
     if user is None or not user.is_active:
-        raise Unauthorized("this account is not active", {"reason": "account_inactive"})
+        raise accounts.account_inactive()
     return BotLogin(
         user=user,
         token_id=token.id,

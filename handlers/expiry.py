@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from handlers import accounts
 from protocol.errors import Forbidden, Unauthorized
 from protocol.payloads import AuthRefresh
+from storage.users import LiveLogin
 
 if TYPE_CHECKING:
     from handlers.socket_hub import Caller, HubNamespace
@@ -118,6 +119,9 @@ async def auth_refresh(ns: HubNamespace, caller: Caller, payload: AuthRefresh) -
         raise Forbidden("this access token is another user's")
     if not ns.expiries.extend(caller.sid, claims.expires_at):
         raise Unauthorized("not connected")
+    # a token of another login of the same user (a second tab's): the connection
+    # now ends with that login (handlers/revocation.py)
+    ns.logins[caller.sid] = LiveLogin(caller.sid, user.id, claims.session_id, None)
     return {
         "user_id": str(user.id),
         "expires_at": datetime.fromtimestamp(claims.expires_at, UTC).isoformat(),

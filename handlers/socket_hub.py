@@ -46,6 +46,7 @@ from protocol.models import TaskEvent, to_wire
 from protocol.payloads import Payload, encoded_size, parse
 from protocol.serializers import Serializer
 from storage import emits
+from storage.users import LiveLogin
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,9 @@ class HubNamespace(socketio.AsyncNamespace):
         self.deps = deps
         self.routes = routes
         self.local_sids: set[str] = set()
+        # what each local connection was let in on, checked again by the sweep
+        # (handlers/revocation.py)
+        self.logins: dict[str, LiveLogin] = {}
         self.expiries = Expiries()  # when each local connection's token runs out
         self._order_locks: OrderLocks = (
             order_locks if order_locks is not None else weakref.WeakValueDictionary()
@@ -175,6 +179,7 @@ class HubNamespace(socketio.AsyncNamespace):
             raise refusal(Unauthorized("connect with auth={'token': <access token>}"))
         scopes: frozenset[str] | None = None
         token_id: uuid.UUID | None = None
+        login_id: uuid.UUID | None = None
         ip = client_ip(environ["aiohttp.request"])
         try:
             # the address pays before the token is checked: guessing tokens costs too
@@ -186,6 +191,7 @@ class HubNamespace(socketio.AsyncNamespace):
             else:
                 user, claims = await accounts.authenticate(self.deps, token)
                 expires_at = float(claims.expires_at)
+                login_id = claims.session_id
             await rate_limits.charge(self.deps, Limit.CONNECT, user.id, None)
         except HubError as exc:
             raise refusal(exc) from None
@@ -215,6 +221,7 @@ class HubNamespace(socketio.AsyncNamespace):
             await self.deps.presence.remove_connection(sid, self.deps.node_id, name=user.name)
             raise refusal(bot_auth.token_revoked())
         self.local_sids.add(sid)
+        self.logins[sid] = LiveLogin(sid, user.id, login_id, token_id)
         # already past (it expired while we connected)? the next sweep closes it
         self.expiries.track(sid, expires_at)
         self.deps.metrics.connections(+1)
@@ -231,6 +238,7 @@ class HubNamespace(socketio.AsyncNamespace):
         if sid not in self.local_sids:
             return  # the connect was refused
         self.local_sids.discard(sid)
+        self.logins.pop(sid, None)
         self.expiries.forget(sid)
         self.deps.metrics.connections(-1)
         try:

@@ -1,18 +1,19 @@
-"""The one task per node that closes connections whose token expired.
+"""The one task per node that closes connections whose token expired
+(handlers/expiry.py) or whose login ended (handlers/revocation.py).
 
-The expiry itself (who, when, and `auth:refresh`) is handlers/expiry.py; this
-only runs its sweep over every Socket.IO server of the node, owned by the app's
-cleanup context like the heartbeat.
+It only runs those sweeps over every Socket.IO server of the node, owned by the
+app's cleanup context like the heartbeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 
-from handlers import expiry
+from handlers import expiry, revocation
 from handlers.socket_hub import HubNamespaces
 from hub import maintenance
 
@@ -21,17 +22,22 @@ log = logging.getLogger(__name__)
 # How late after its token's `exp` a connection may close; also how often an idle
 # node wakes for it. See handlers.expiry.Expiries for why a sweep and not timers.
 SWEEP_INTERVAL = 1.0
+# How often the node's connections are checked against their logins (one query
+# per Socket.IO server): a logout or a deactivation takes effect within this.
+REVALIDATE_EVERY = 3  # sweeps
 
 
 async def _sweep(namespaces: HubNamespaces) -> None:
-    while True:
+    for count in itertools.count(1):
         await asyncio.sleep(SWEEP_INTERVAL)
         now = time.time()  # a token's `exp` is wall-clock time
         for ns in namespaces:
             try:
                 await expiry.close_expired(ns, now)
+                if count % REVALIDATE_EVERY == 0:
+                    await revocation.close_ended(ns)
             except Exception:
-                log.exception("closing expired connections failed; retrying")
+                log.exception("closing expired or ended connections failed; retrying")
 
 
 def running(namespaces: HubNamespaces) -> contextlib.AbstractAsyncContextManager[None]:

@@ -18,6 +18,10 @@ the reconnect and applied once. Each joined board is joined again with
 when too far behind, the snapshot handlers get the board). A connection the hub
 closes on purpose (a revoked token) is not reopened; `wait()` raises why.
 
+Logged in with email and password, it renews the access token shortly before it
+expires and hands it to the live connection (`auth:refresh`), so the hub does not
+close that connection with `token_expired`.
+
 Handlers run one at a time, in the order events arrived; one that awaits a call
 of this client is fine, one that waits for another event would wait forever.
 """
@@ -25,7 +29,9 @@ of this client is fine, one that waits for another event would wait forever.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -49,7 +55,7 @@ from protocol.errors import (
     from_dict,
 )
 from protocol.event_stream import EventStream
-from protocol.events import ClientEvent
+from protocol.events import ClientEvent, ServerEvent
 from protocol.models import (
     Member,
     PublicUser,
@@ -61,6 +67,7 @@ from protocol.models import (
     User,
 )
 from protocol.payloads import (
+    AuthRefresh,
     BoardJoin,
     BoardLeave,
     BoardMembers,
@@ -119,12 +126,36 @@ REPEATABLE_EVENTS = frozenset(
 )
 
 
+# A live connection's access token is refreshed this long before it expires, or at half
+# its life when that is shorter (the web page's rule); a failed try is retried this often.
+REFRESH_BEFORE = 60.0
+REFRESH_RETRY = 5.0
+
+
 class _Dropped(Exception):
     """The connection dropped before the ack arrived."""
 
 
+class _Claims(msgspec.Struct):
+    exp: float
+    iat: float
+
+
 def _uuid(value: uuid.UUID | str) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def _expiry_of(token: str) -> tuple[float, float] | None:
+    """When an access token expires (epoch seconds) and how long it was issued for, read
+    from its JWT payload unverified (the hub verifies it); None for a token that is no
+    JWT (a bot's)."""
+    try:
+        part = token.split(".")[1]
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        claims = msgspec.json.decode(raw, type=_Claims)
+    except (IndexError, ValueError):  # binascii.Error and msgspec's errors are ValueErrors
+        return None
+    return claims.exp, claims.exp - claims.iat
 
 
 class TaskhubClient:
@@ -173,6 +204,10 @@ class TaskhubClient:
         self._refusal: HubError | None = None  # the reason of the latest refused connect
         self._connected_once = False
         self._stopper: asyncio.Task[None] | None = None
+        self._farewell: HubError | None = None  # the reason `connection:closing` gave
+        self._token_expiry: tuple[float, float] | None = None  # of the connection's token
+        self._renewing = asyncio.Lock()  # one renewal at a time: a refresh token is spent once
+        self._refresher: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -199,9 +234,16 @@ class TaskhubClient:
         except BaseException:
             await self._http.close()
             raise
+        if self._credentials.renewable:
+            self._refresher = asyncio.create_task(
+                self._keep_token_fresh(), name="taskhub-client-refresh"
+            )
 
     async def close(self) -> None:
         self._closing = True
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
         if self._stopper is not None:
             await self._stopper
         await self.sio.shutdown()
@@ -456,12 +498,51 @@ class TaskhubClient:
         """The connect auth, asked for again at every reconnect."""
         assert self._http is not None
         try:
-            return {"token": await self._credentials.token(self._http)}
+            async with self._renewing:
+                token = await self._credentials.token(self._http)
         except Unauthorized as exc:
             self._stop(exc)  # the password no longer works
         except HubError as exc:
             log.warning("could not renew the access token: %s", exc)
+        else:
+            self._token_expiry = _expiry_of(token)
+            return {"token": token}
         return {}
+
+    async def _keep_token_fresh(self) -> None:
+        """Hand the live connection a new access token before its own expires.
+
+        Ends when a renewal is refused (the password changed, the login was ended):
+        the hub then closes the connection when its token expires, and `wait()`
+        raises why, as it does for any connection whose token nobody refreshed.
+        """
+        while True:
+            await self._ready.wait()
+            if self._closed.is_set() or self._token_expiry is None:
+                return
+            expires_at, lifetime = self._token_expiry
+            delay = expires_at - min(REFRESH_BEFORE, lifetime / 2) - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue  # a reconnect meanwhile may have brought a newer token
+            try:
+                await self._refresh_token()
+            except (Unauthorized, Forbidden) as exc:
+                log.warning("the access token cannot be refreshed, the hub will close: %s", exc)
+                return
+            except HubError as exc:
+                log.warning("could not refresh the access token, retrying: %s", exc)
+                await asyncio.sleep(REFRESH_RETRY)
+
+    async def _refresh_token(self) -> None:
+        assert self._http is not None
+        async with self._renewing:
+            self._credentials.expire()  # still valid, but not for long enough
+            token = await self._credentials.token(self._http)
+        await self.call(ClientEvent.AUTH_REFRESH, AuthRefresh(access_token=token))
+        # A reconnect racing this one connected with this token or a newer one (it
+        # waited for the lock), so this expiry is never later than the connection's.
+        self._token_expiry = _expiry_of(token)
 
     def _on_connect_error(self, data: Any = None) -> None:
         refusal = (
@@ -479,6 +560,7 @@ class TaskhubClient:
         reconnected = self._connected_once
         self._connected_once = True
         self._refusal = None
+        self._farewell = None
         if reconnected:
             self._events.reconnected()  # before any event of the new connection (no await)
         self._ready.set()
@@ -490,7 +572,9 @@ class TaskhubClient:
                 acked.set_exception(_Dropped())
         if reason == self.sio.reason.SERVER_DISCONNECT and not self._closing:
             # python-socketio does not reconnect after the server closed on purpose
-            self._error = self._error or Unavailable("the hub closed this connection")
+            self._error = (
+                self._error or self._farewell or Unavailable("the hub closed this connection")
+            )
             self._events.stop()
             self._closed.set()
             self._ready.set()
@@ -505,4 +589,8 @@ class TaskhubClient:
         self._ready.set()
 
     async def _on_event(self, event: str, *args: Any) -> None:
-        await self._events.receive(event, args[0] if len(args) == 1 else list(args))
+        data = args[0] if len(args) == 1 else list(args)
+        if event == ServerEvent.CONNECTION_CLOSING and isinstance(data, dict):
+            # before any await: the disconnect that follows at once must find it
+            self._farewell = from_dict(data)
+        await self._events.receive(event, data)

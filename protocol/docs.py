@@ -29,8 +29,10 @@ algorithm other than the configured one, `alg: none`, a wrong `aud` or `iss`,
 a future `nbf`, a missing or non-UUID `sub`, any `crit` header),
 `token_expired`, `account_inactive` or `session_revoked` (the login was logged
 out or its refresh token reused). The server closes a connection when its
-token expires (unless `auth:refresh` gave it a newer one) and when its bot
-token is revoked; `connection:closing` tells the client why just before.
+token expires (unless `auth:refresh` gave it a newer one), when its bot
+token is revoked, and within seconds when its login ends (`session_revoked`:
+logged out, or its refresh token reused) or its account is deactivated
+(`account_inactive`); `connection:closing` tells the client why just before.
 
 A bot token carries scopes (`chat:read`, `chat:write`, `tasks:read`,
 `tasks:write`). Each event below names the scope it needs; a bot token without

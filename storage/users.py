@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -94,6 +96,48 @@ async def get_with_login(
         session_id,
     )
     return (_user(row), bool(row["login_live"])) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveLogin:
+    """What a connection was let in on: its user, and the person's login (a refresh
+    token family) or the bot's API token."""
+
+    sid: str
+    user_id: uuid.UUID
+    login_id: uuid.UUID | None
+    token_id: uuid.UUID | None
+
+
+async def ended_logins(conn: Connection, logins: Sequence[LiveLogin]) -> dict[str, str]:
+    """Of these connections, those whose user was deactivated, whose login ended
+    (logged out, refresh token reused) or whose API token was revoked: sid -> the
+    reason (`account_inactive`, `session_revoked`, `token_revoked`). One query for
+    all of a node's connections, with the conditions of get_with_login and
+    api_tokens.is_live."""
+    if not logins:
+        return {}
+    rows = await conn.fetch(
+        """SELECT sid, reason FROM (
+             SELECT c.sid, CASE
+               WHEN u.id IS NULL OR NOT u.is_active THEN 'account_inactive'
+               WHEN c.login_id IS NOT NULL AND NOT EXISTS (
+                   SELECT 1 FROM sessions s WHERE s.family_id = c.login_id
+                   AND s.revoked_at IS NULL AND s.expires_at > now()) THEN 'session_revoked'
+               WHEN c.token_id IS NOT NULL AND NOT EXISTS (
+                   SELECT 1 FROM api_tokens t WHERE t.id = c.token_id
+                   AND t.revoked_at IS NULL) THEN 'token_revoked'
+             END AS reason
+             FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[])
+                  AS c(sid, user_id, login_id, token_id)
+             LEFT JOIN users u ON u.id = c.user_id
+           ) checked WHERE reason IS NOT NULL""",
+        [login.sid for login in logins],
+        [login.user_id for login in logins],
+        [login.login_id for login in logins],
+        [login.token_id for login in logins],
+    )
+    return {row["sid"]: row["reason"] for row in rows}
 
 
 async def get_credentials(conn: Connection, email: str) -> tuple[User, str | None] | None:
