@@ -45,6 +45,12 @@ Any payload may carry `request_id` (1-64 characters of letters, digits and
 event rows, Kafka record headers, audit records, log lines).
 The ack is `{"ok": true, "data": ...}` or
 `{"ok": false, "error": {"code": ..., "message": ..., "details": ...}}`.
+A packet that breaks Socket.IO itself (a frame that is no packet, malformed
+JSON or msgpack, data nested more than 32 levels deep, an event that is not a
+list starting with its name, a namespace never connected, a binary packet
+announcing other than 1 to 10 attachments, non-string msgpack keys) closes the
+connection, as Node's socket.io does on a parser error; no handler sees it. An
+ack for an id the server never asked about is ignored.
 Payloads are checked strictly: unknown fields, wrong types, missing fields,
 out-of-bound values and non-UUID ids get `invalid_payload` naming the field; a
 payload over `MAX_PAYLOAD_BYTES` (64 KiB by default) gets `payload_too_large`.

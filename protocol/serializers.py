@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from socketio import packet
+
+from protocol.packets import HubMsgPackPacket, JsonPacket
+
 
 class Serializer(StrEnum):
     JSON = "json"
@@ -24,6 +28,12 @@ class Serializer(StrEnum):
     def python_socketio(self) -> str:
         """The name python-socketio's `serializer=` argument takes."""
         return "default" if self is Serializer.JSON else "msgpack"
+
+    @property
+    def packet_class(self) -> type[packet.Packet]:
+        """The packet class the hub's server decodes clients' packets with: python-
+        socketio's, strict about the protocol (see protocol/packets.py)."""
+        return JsonPacket if self is Serializer.JSON else HubMsgPackPacket
 
 
 SOCKETIO_PATHS: dict[Serializer, str] = {

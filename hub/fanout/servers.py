@@ -17,6 +17,7 @@ from socketio import packet
 from hub.fanout.frames import message_frame
 from hub.fanout.socket import DirectSocket
 from hub.fanout.websocket import DirectWebSocket
+from protocol.packets import MalformedPacket
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,59 @@ class HubSocketServer(socketio.AsyncServer):
         closing = asyncio.ensure_future(self.eio.disconnect(eio_sid))
         self._closing_unconnected.add(closing)
         closing.add_done_callback(self._closing_unconnected.discard)
+
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        """python-socketio's dispatch of a client's packet, with a packet that breaks the
+        protocol closing the connection, as Node's socket.io does.
+
+        python-socketio raises out of here for a packet it cannot take (engineio logs
+        the traceback and the connection carries on, after a broken binary packet
+        taking every later packet for an attachment), and drops events and acks for a
+        namespace the client never connected to, whose acks then never come. Here
+        such a packet, or one the strict packet classes refuse (protocol/packets.py),
+        ends the connection, and nothing of it reaches a handler.
+        """
+        try:
+            pkt = self._client_packet(eio_sid, data)
+        except MalformedPacket as exc:
+            self._binary_packet.pop(eio_sid, None)
+            log.info(
+                "closing a connection that broke the Socket.IO protocol",
+                extra={"eio_sid": eio_sid, "reason": str(exc)},
+            )
+            await self.eio.disconnect(eio_sid)
+            return
+        if pkt is None:
+            return
+        kind = pkt.packet_type
+        if kind == packet.CONNECT:
+            await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        elif kind == packet.DISCONNECT:
+            await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        elif kind in (packet.EVENT, packet.BINARY_EVENT):
+            await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        else:
+            await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+
+    def _client_packet(self, eio_sid: str, data: str | bytes) -> packet.Packet | None:
+        """The whole packet `data` completes; None while a binary packet waits for
+        its attachments."""
+        pending = self._binary_packet.get(eio_sid)
+        if pending is not None:
+            if not pending.add_attachment(data):
+                return None
+            del self._binary_packet[eio_sid]
+            return pending  # type: ignore[no-any-return]
+        pkt = self.packet_class(encoded_packet=data)
+        namespace = pkt.namespace or "/"
+        if pkt.packet_type not in (packet.CONNECT, packet.DISCONNECT) and (
+            self.manager.sid_from_eio_sid(eio_sid, namespace) is None
+        ):
+            raise MalformedPacket(f"a packet for {namespace[:64]!r}, not connected to")
+        if pkt.attachment_count:
+            self._binary_packet[eio_sid] = pkt
+            return None
+        return pkt
 
     async def shutdown(self) -> None:
         """Close every connection, and return once their disconnects have run."""

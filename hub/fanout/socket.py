@@ -16,6 +16,27 @@ from hub.fanout.writer import FrameWriter
 
 # Every ping is the same bytes: the Engine.IO PING packet ("2") in a text frame.
 _PING_FRAME = engineio_frame(packet.Packet(packet.PING))
+_PACKET_TYPES = {str(kind): kind for kind in range(len(packet.packet_names))}
+
+
+def client_packet(message: str | bytes) -> packet.Packet:
+    """The Engine.IO packet of one websocket message from a client; ValueError when
+    it is none.
+
+    engineio's decoder trusts its input: a text message that does not start with a
+    packet type raised out of the reader loop (the socket was then never closed nor
+    its disconnect run), a type past the last one raised while being logged, and a
+    MESSAGE's text is tried as JSON first (`4true` became a Socket.IO DISCONNECT, a
+    ten-thousand-deep `4[[[` a RecursionError). Here a MESSAGE's text stays text
+    for the Socket.IO parser; and since binary data comes in binary messages over
+    websocket, engineio's base64 form (`b...`) is refused like any other garbage.
+    """
+    if isinstance(message, bytes):
+        return packet.Packet(packet.MESSAGE, data=message)
+    kind = _PACKET_TYPES.get(message[:1])
+    if kind is None:
+        raise ValueError(f"not an Engine.IO packet: {message[:16]!r}")
+    return packet.Packet(kind, data=message[1:])
 
 
 class DirectSocket(AsyncSocket):
@@ -148,13 +169,14 @@ class DirectSocket(AsyncSocket):
             remaining = last_ping + self.server.ping_timeout - time.time()
             self._set_timer(max(remaining, 0.0), self._pong_missed)
 
-    async def _upgrade_read(self, ws: DirectWebSocket) -> str | bytes:
-        """A message of the upgrade handshake, bounded like every other one. A method,
-        not engineio's closure: the handler's frame lives as long as the connection."""
+    async def _upgrade_read(self, ws: DirectWebSocket) -> packet.Packet:
+        """A packet of the upgrade handshake, bounded and checked like every other one
+        (ValueError). A method, not engineio's closure: the handler's frame lives as
+        long as the connection."""
         data = await ws.wait()
         if data and len(data) > self.server.max_http_buffer_size:
             raise ValueError("packet is too large")
-        return data
+        return client_packet(data)
 
     async def _websocket_handler(self, ws: Any) -> None:
         """engineio's handler (upgrade handshake, reader loop) without its writer task."""
@@ -164,10 +186,9 @@ class DirectSocket(AsyncSocket):
             # an upgrade from long-polling: probe, then the UPGRADE packet
             self.upgrading = True
             try:
-                pkt = await self._upgrade_read(ws)
-            except OSError:
+                decoded = await self._upgrade_read(ws)
+            except (OSError, ValueError):
                 return
-            decoded = packet.Packet(encoded_packet=pkt)
             if decoded.packet_type != packet.PING or decoded.data != "probe":
                 server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
                 self.upgrading = False
@@ -175,17 +196,16 @@ class DirectSocket(AsyncSocket):
             await ws.send(packet.Packet(packet.PONG, data="probe").encode())
             await self.queue.put(packet.Packet(packet.NOOP))  # ends the pending poll
             try:
-                pkt = await self._upgrade_read(ws)
-            except OSError:
+                decoded = await self._upgrade_read(ws)
+            except (OSError, ValueError):
                 self.upgrading = False
                 return
-            decoded = packet.Packet(encoded_packet=pkt)
             if decoded.packet_type != packet.UPGRADE:
                 self.upgraded = False
                 server.logger.info(
                     "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.",
                     self.sid,
-                    pkt,
+                    decoded.data,
                 )
                 self.upgrading = False
                 return
@@ -207,14 +227,14 @@ class DirectSocket(AsyncSocket):
                     break  # closed
                 if received and len(received) > server.max_http_buffer_size:
                     raise ValueError("packet is too large")
+                # not an Engine.IO packet: the client is broken or hostile, and closed
+                pkt = client_packet(received)
             except (asyncio.CancelledError, Exception):
                 # as engineio does: a cancelled handler (shutdown) still closes the
                 # socket below, so the application sees the disconnect
                 break
-            if received is None:
-                break
             try:
-                await self.receive(packet.Packet(encoded_packet=received))
+                await self.receive(pkt)
             except exceptions.UnknownPacketError:
                 pass
             except exceptions.SocketIsClosedError:

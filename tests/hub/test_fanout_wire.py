@@ -192,7 +192,7 @@ async def _drive(server: socketio.AsyncServer, sids: dict[str, str]) -> dict[str
 
 
 def _serializer_of(server: socketio.AsyncServer) -> Serializer:
-    return Serializer.MSGPACK if server.packet_class is MsgPackPacket else Serializer.JSON
+    return Serializer.MSGPACK if issubclass(server.packet_class, MsgPackPacket) else Serializer.JSON
 
 
 def _masked(data: str | bytes, sid: str) -> str | bytes:
