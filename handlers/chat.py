@@ -25,7 +25,7 @@ from protocol.events import (
     ServerEvent,
     chat_rooms,
     room_channel,
-    room_user,
+    room_user_chat,
 )
 from protocol.models import BoardRole, Channel, ChannelKind, ChatMessage, to_wire
 from protocol.payloads import (
@@ -118,7 +118,9 @@ async def chat_create(ns: HubNamespace, caller: Caller, payload: ChatCreate) -> 
             member_ids=payload.member_ids,
         )
     wire = to_wire(channel)
-    await ns.emit_to(ServerEvent.CHAT_CHANNEL, wire, [room_user(m.id) for m in channel.members])
+    await ns.emit_to(
+        ServerEvent.CHAT_CHANNEL, wire, [room_user_chat(m.id) for m in channel.members]
+    )
     return {"channel": wire}
 
 
@@ -220,7 +222,7 @@ async def chat_send(ns: HubNamespace, caller: Caller, payload: ChatSend) -> dict
             await ns.emit_to(
                 ServerEvent.CHAT_CHANNEL,
                 to_wire(channel),
-                [room_user(m.id) for m in channel.members],
+                [room_user_chat(m.id) for m in channel.members],
             )
         await _emit(ns, event_id, ChatEventType.MESSAGE, message, channel, turn)
     finally:
@@ -317,5 +319,5 @@ async def chat_read(ns: HubNamespace, caller: Caller, payload: ChatRead) -> dict
             conn, payload.channel_id, caller.user_id, payload.seq
         )
     data = {"channel_id": str(payload.channel_id), "last_read_seq": marker, "unread": unread}
-    await ns.emit_to(ServerEvent.CHAT_UNREAD, data, room_user(caller.user_id))
+    await ns.emit_to(ServerEvent.CHAT_UNREAD, data, room_user_chat(caller.user_id))
     return data

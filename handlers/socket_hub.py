@@ -25,7 +25,7 @@ from handlers.deps import Deps
 from handlers.expiry import Expiries
 from handlers.rest import client_ip
 from protocol import correlation, envelope
-from protocol.bots import is_api_token
+from protocol.bots import Scope, is_api_token
 from protocol.catalog import Limit
 from protocol.errors import (
     Forbidden,
@@ -40,6 +40,7 @@ from protocol.events import (
     ServerEvent,
     room_board,
     room_user,
+    room_user_chat,
     server_event_for,
 )
 from protocol.models import TaskEvent, to_wire
@@ -207,6 +208,8 @@ class HubNamespace(socketio.AsyncNamespace):
         )
         await self.save_session(sid, {"caller": caller})
         await self.enter_room(sid, room_user(user.id))
+        if caller.allows(Scope.CHAT_READ):
+            await self.enter_room(sid, room_user_chat(user.id))
         await self.deps.presence.add_connection(sid, user.id, self.deps.node_id, token_id)
         # counted once registered, on every node: two connects racing for the last
         # place may both be refused, never both let in

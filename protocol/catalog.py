@@ -285,7 +285,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
         ClientEventSpec(
             ClientEvent.CHAT_JOIN,
             ChatJoin,
-            "Enter a channel's room to hear its messages live (a DM reaches your `user:{id}` "
+            "Enter a channel's room to hear its messages live (a DM reaches your `user:{id}:chat` "
             "room without a join; `board:join` also joins the board's channel).",
             f"`channel` ({_CHANNEL}), `messages` (the newest `limit`, newest first: {_MESSAGE})",
             ("forbidden", "not_found", "invalid_payload"),
@@ -411,31 +411,33 @@ SERVER_EVENTS: tuple[ServerEventSpec, ...] = (
     ),
     ServerEventSpec(
         ServerEvent.CHAT_MESSAGE,
-        "channel:{id} (a DM: user:{id} of both)",
+        "channel:{id} (a DM: user:{id}:chat of both)",
         f"A new message: {_MESSAGE}. Also messages other services put on Kafka.",
     ),
     ServerEventSpec(
-        ServerEvent.CHAT_EDITED, "channel:{id} (a DM: user:{id} of both)", "A message's new text."
+        ServerEvent.CHAT_EDITED,
+        "channel:{id} (a DM: user:{id}:chat of both)",
+        "A message's new text.",
     ),
     ServerEventSpec(
         ServerEvent.CHAT_DELETED,
-        "channel:{id} (a DM: user:{id} of both)",
+        "channel:{id} (a DM: user:{id}:chat of both)",
         "A message was deleted: the message with an empty body and `deleted_at`.",
     ),
     ServerEventSpec(
         ServerEvent.CHAT_TYPING,
-        "channel:{id} (a DM: user:{id} of both)",
+        "channel:{id} (a DM: user:{id}:chat of both)",
         "`{channel_id, user_id, name, typing}`; not to the connection that sent it.",
     ),
     ServerEventSpec(
         ServerEvent.CHAT_CHANNEL,
-        "user:{id}",
+        "user:{id}:chat",
         "You were made a member of a new channel (by `chat:create`, or a DM by its first "
         f"message, sent before that message): {_CHANNEL}.",
     ),
     ServerEventSpec(
         ServerEvent.CHAT_UNREAD,
-        "user:{id}",
+        "user:{id}:chat",
         "`{channel_id, last_read_seq, unread}`: your read marker moved on one of your connections.",
     ),
     ServerEventSpec(

@@ -71,15 +71,22 @@ def room_user(user_id: object) -> str:
     return f"user:{user_id}"
 
 
+def room_user_chat(user_id: object) -> str:
+    """A user's chat: their DMs and channel news. Apart from room_user because only
+    connections allowed to read chat join it (a bot token without `chat:read`
+    still hears its notifications)."""
+    return f"user:{user_id}:chat"
+
+
 def room_channel(channel_id: object) -> str:
     return f"channel:{channel_id}"
 
 
 def chat_rooms(channel: Channel) -> list[str]:
-    """Where a channel's events go: its room, or for a DM the rooms of its two users,
-    so every tab of both hears it without joining."""
+    """Where a channel's events go: its room, or for a DM the chat rooms of its two
+    users, so every tab of both that may read chat hears it without joining."""
     if channel.kind == ChannelKind.DM:
-        return [room_user(member.id) for member in channel.members]
+        return [room_user_chat(member.id) for member in channel.members]
     return [room_channel(channel.id)]
 
 

@@ -78,4 +78,4 @@ class RedisKeys:
 
     def rate_limit(self, name: str, subject: str) -> str:
         """A rate limit's bucket (storage/rate_limits.py): when it is full again."""
-        return f"{self.prefix}rate:{name}:{subject}"
+        return f"{self.prefix}rate-limit:{name}:{subject}"
