@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from storage import users
-from tests.support import Account, Hub, Peer, settled_states
+from tests.support import Account, Hub, Peer, RawSocketIO, settled_states
 
 
 async def _board(hub: Hub) -> tuple[Account, Account, str]:
@@ -251,4 +251,23 @@ async def test_tabs_closing_while_a_lapsed_node_registers_again_leave_no_ghost(h
     finally:
         lapsing.cancel()
         await redis.aclose()
+        await watcher.close()
+
+
+async def test_a_client_that_stops_answering_pings_leaves_the_board(start_hub: Any) -> None:
+    # a laptop lid closed: the TCP connection stays, nothing answers any more
+    hub: Hub = await start_hub(PING_INTERVAL="1", PING_TIMEOUT="1")
+    alice, bob, board_id = await _board(hub)
+    watcher = await hub.peer(alice)
+    silent = await RawSocketIO.connect(hub.url, bob.access_token)
+    try:
+        assert (await watcher.call("board:join", {"board_id": board_id}))["ok"]
+        assert (await silent.call("board:join", {"board_id": board_id}, ack_id=1))["ok"]
+        await _wait_present(watcher, board_id, {alice.id, bob.id}, 2)
+        # from here on it answers no ping: gone after the next ping's timeout
+        await _wait_present(watcher, board_id, {alice.id}, 5)
+        assert (await settled_states(watcher, bob, "left", 2))[-1] == "left"
+        assert await asyncio.wait_for(silent.closed_by_server(), 5)
+    finally:
+        silent.close()
         await watcher.close()
