@@ -456,6 +456,23 @@ def encoded_size(raw: Any) -> int:
         raise InvalidPayload("payload holds a value of no JSON type") from None
 
 
+def _check_instants(value: Strict, path: str = "$") -> None:
+    """Refuse a time that has no UTC form: the calendar's first or last day with an
+    offset that pushes it past year 1 or 9999. Stores and comparisons take UTC."""
+    for name in value.__struct_fields__:
+        field = getattr(value, name)
+        if isinstance(field, Strict):
+            _check_instants(field, f"{path}.{name}")
+        elif isinstance(field, datetime):
+            try:
+                field.astimezone(UTC)
+            except OverflowError:
+                raise InvalidPayload(
+                    f"{name} is out of range in UTC - at `{path}.{name}`",
+                    details={"field": name},
+                ) from None
+
+
 def parse(kind: type[P], raw: Any, *, from_strings: bool = False) -> P:
     """Validate `raw` into `kind`, or raise InvalidPayload naming the bad field."""
     if not isinstance(raw, dict):
@@ -465,5 +482,6 @@ def parse(kind: type[P], raw: Any, *, from_strings: bool = False) -> P:
         value = msgspec.convert(raw, kind, strict=not from_strings)
     except msgspec.ValidationError as exc:
         raise InvalidPayload(str(exc)) from None
+    _check_instants(value)
     value.validate()
     return value
