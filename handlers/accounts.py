@@ -17,12 +17,13 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from handlers import passwords
+from handlers import passwords, rate_limits
 from handlers.audit_context import request_metadata
 from handlers.deps import AccessClaims, Deps
 from handlers.rest import DEPS, bearer, body, client_ip, json_response
 from protocol import correlation
 from protocol.audit import AuditType, EntityType
+from protocol.catalog import Limit
 from protocol.errors import Forbidden, InvalidPayload, Unauthorized
 from protocol.models import User
 from protocol.payloads import Login, LogoutRequest, RefreshRequest, Register
@@ -202,6 +203,8 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     payload = await body(request, Login)
+    # before the password is hashed: guessing costs a try whether it is right or not
+    await rate_limits.charge(deps, Limit.LOGIN, payload.email.strip().lower(), client_ip(request))
     async with deps.pool.acquire() as conn:
         found = await users.get_credentials(conn, payload.email)
     user, password_hash = found if found else (None, None)

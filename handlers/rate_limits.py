@@ -20,7 +20,7 @@ EVENT_LIMITS: dict[str, Limit] = {
 }
 
 
-async def charge(deps: Deps, action: str, user_id: uuid.UUID | None, ip: str | None) -> None:
+async def charge(deps: Deps, action: str, user_id: uuid.UUID | str | None, ip: str | None) -> None:
     """Count one `action` of this user from this address, or refuse it with
     `rate_limited` and `retry_after` (seconds, rounded up to a tenth)."""
     wait = await deps.rate_limiter.take(deps.limits.rates.buckets(action, user_id, ip))

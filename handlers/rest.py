@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -36,7 +37,11 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def error_response(exc: HubError) -> web.Response:
-    return web.json_response({"error": exc.to_dict()}, status=exc.http_status)
+    headers = {}
+    retry_after = exc.details.get("retry_after") if isinstance(exc.details, dict) else None
+    if isinstance(retry_after, int | float):
+        headers["Retry-After"] = str(math.ceil(retry_after))  # whole seconds (RFC 9110)
+    return web.json_response({"error": exc.to_dict()}, status=exc.http_status, headers=headers)
 
 
 @web.middleware

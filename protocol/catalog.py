@@ -74,6 +74,7 @@ class Limit(StrEnum):
     CONNECT = "connect"  # a socket connect
     WRITE = "write"  # an event that changes boards, tasks or reminders
     CHAT = "chat"  # an event that writes chat
+    LOGIN = "login"  # a password login over REST (per email and per address)
 
 
 @dataclass(frozen=True)

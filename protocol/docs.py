@@ -57,9 +57,10 @@ payload over `MAX_PAYLOAD_BYTES` (64 KiB by default) gets `payload_too_large`.
 The connection stays up and nothing is written.
 
 Rate limits, per user and per address and shared by every node, count connects,
-writes and chat (each event below that counts lists `rate_limited`; defaults in
-the README's configuration table). Over one, the ack (or the `connect_error`) is
-`rate_limited` with `details.action` (`connect`, `write`, `chat`) and
+writes, chat and password logins (REST: `429` with `Retry-After`); each event
+below that counts lists `rate_limited`, and the defaults are in the README's
+configuration table. Over one, the ack (or the `connect_error`) is
+`rate_limited` with `details.action` (`connect`, `write`, `chat`, `login`) and
 `details.retry_after` (seconds), and nothing happens; an invalid payload counts
 too. A user has at most `MAX_CONNECTIONS_PER_USER` connections at once; one
 more is refused `rate_limited` with `details.reason` `too_many_connections`.

@@ -105,6 +105,9 @@ class RateLimits:
     write_ip: Rate | None = Rate(100, 1)
     chat_user: Rate | None = Rate(20, 10)
     chat_ip: Rate | None = Rate(100, 10)
+    # per email address tried (whether or not it has an account), and per address
+    login_user: Rate | None = Rate(10, 300)
+    login_ip: Rate | None = Rate(30, 60)
 
     def buckets(self, action: str, user_id: object | None, ip: str | None) -> list[Bucket]:
         """The buckets one `action` (`connect`, `write`, `chat`: protocol.catalog.Limit)

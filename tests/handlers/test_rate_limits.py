@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import aiohttp
+
 from tests.handlers.test_connect import _connect_error, _connects
 from tests.support import Account, Hub, Peer
 
@@ -143,3 +145,29 @@ async def test_a_user_has_at_most_the_cap_of_connections_at_once(start_hub: Any)
         await third.close()
     finally:
         await second.close()
+
+
+async def _login(hub: Hub, email: str, password: str) -> tuple[int, Any, str | None]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{hub.url}/api/auth/login", json={"email": email, "password": password}
+        ) as answer:
+            return answer.status, await answer.json(), answer.headers.get("Retry-After")
+
+
+async def test_password_guesses_are_limited_per_email_and_per_address(start_hub: Any) -> None:
+    hub: Hub = await start_hub(RATE_LIMIT_LOGIN_USER="3/300", RATE_LIMIT_LOGIN_IP="5/60")
+    alice, bob = await hub.register("Alice"), await hub.register("Bob")
+    for guess in ("wrong-1", "wrong-2"):
+        assert (await _login(hub, alice.email, guess))[0] == 401
+    assert (await _login(hub, alice.email.upper(), alice.password))[0] == 200  # 3 of 3
+    status, body, retry_after = await _login(hub, alice.email, alice.password)
+    assert status == 429 and body["error"]["code"] == "rate_limited", body
+    assert body["error"]["details"]["action"] == "login"
+    assert retry_after is not None and 0 < int(retry_after) <= 100  # 300 s / 3, whole seconds
+    # another email is another budget, until the address's runs out (5 per minute;
+    # Alice's refused try was charged to neither)
+    assert (await _login(hub, bob.email, bob.password))[0] == 200  # 4 of 5
+    assert (await _login(hub, "nobody@example.com", "x"))[0] == 401  # 5 of 5
+    status, body, _ = await _login(hub, "somebody@example.com", "x")
+    assert status == 429 and body["error"]["details"]["action"] == "login", body
