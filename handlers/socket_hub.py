@@ -214,7 +214,7 @@ class HubNamespace(socketio.AsyncNamespace):
         # counted once registered, on every node: two connects racing for the last
         # place may both be refused, never both let in
         too_many = rate_limits.over_connection_cap(
-            self.deps, len(await self.deps.presence.connections_of(user.id))
+            self.deps, await self.deps.presence.connection_count(user.id)
         )
         if too_many is not None:
             await self.deps.presence.remove_connection(sid, self.deps.node_id, name=user.name)

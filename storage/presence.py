@@ -272,6 +272,10 @@ class Presence:
         members = await self._redis.smembers(self._keys.user_connections(user_id))
         return sorted(_text(m) for m in members)
 
+    async def connection_count(self, user_id: uuid.UUID) -> int:
+        """How many connections the user has, on all nodes (the per-user cap)."""
+        return int(await self._redis.scard(self._keys.user_connections(user_id)))
+
     async def connections_of_token(self, user_id: uuid.UUID, token_id: uuid.UUID) -> list[str]:
         """The user's live connections, on any node, that came with this API token."""
         sids = await self.connections_of(user_id)
