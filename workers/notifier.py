@@ -115,7 +115,14 @@ async def notify(deps: WorkerDeps, event: TaskEventRecord) -> list[Notification]
             return []
         actor = await _actor_name(conn, event.actor_id)
         drafts = [_draft(event, task, user_id, kind, actor) for user_id, kind in wanted.items()]
-        return await notifications.create(conn, drafts)
+        created = await notifications.create(conn, drafts)
+        if len(created) < len(drafts):
+            # a redelivery: the worker died, or a commit failed, after an earlier run
+            log.info(
+                "event already notified; redelivered",
+                extra={"event_id": str(event.event_id), "skipped": len(drafts) - len(created)},
+            )
+        return created
 
 
 async def notify_mentions(deps: WorkerDeps, record: ChatRecord) -> list[Notification]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from protocol.errors import HubError, Unavailable
 from protocol.events import ClientEvent
 from protocol.models import TaskEvent
 from protocol.payloads import TaskChanges, TaskUpdate
+from tests.chaos.stack import until
 
 PASSWORD = "s3cret-pass"
 
@@ -101,6 +103,8 @@ class Editor:
     hub: TaskhubClient
     task_id: str = ""
     version: int = 1
+    # the fields edit number n changes; a new title by default
+    change: Callable[[int], dict[str, Any]] = lambda number: {"title": f"edit {number}"}
     acked: list[TaskEvent] = field(default_factory=list)
     # every answer that was not an ack, by code: "unavailable", "timeout", ...
     refusals: list[str] = field(default_factory=list)
@@ -115,7 +119,7 @@ class Editor:
         payload = TaskUpdate(
             task_id=uuid.UUID(self.task_id),
             base_version=self.version,
-            changes=TaskChanges(title=f"edit {number}"),
+            changes=TaskChanges(**self.change(number)),
             op_id=uuid.uuid4(),
         )
         loop = asyncio.get_running_loop()
@@ -181,3 +185,71 @@ async def close_all(clients: list[TaskhubClient]) -> None:
     for hub in clients:
         with contextlib.suppress(Exception):
             await hub.close()
+
+
+async def assigning_editors(url: str, count: int) -> tuple[Team, list[Editor]]:
+    """`count` connected editors whose every edit hands their task over to one of
+    two other members in turn: every event then calls for exactly one notification."""
+    people = await team(url, editors=count + 2, watchers=0)
+    first, second = (uuid.UUID(person.id) for person in people.editors[-2:])
+    editors = []
+    for person in people.editors[:count]:
+        hub = client(url, person)
+        await hub.connect()
+        editor = await Editor.on_board(hub, people.board_id)
+        editor.change = lambda n: {"assignee_id": first if n % 2 else second}
+        editors.append(editor)
+    return people, editors
+
+
+def assignments(editors: list[Editor]) -> set[tuple[str, str]]:
+    """(assignee, event_id) of every acknowledged edit: the notifications owed."""
+    return {
+        (str(event.task.assignee_id), str(event.event_id)) for e in editors for event in e.acked
+    }
+
+
+async def assignment_notifications(database_url: str) -> list[tuple[str, str]]:
+    """(user, event_id) of every stored notification, duplicates included."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT user_id, event_id FROM notifications")
+    finally:
+        await conn.close()
+    return [(str(r["user_id"]), str(r["event_id"])) for r in rows]
+
+
+async def unpublished(database_url: str) -> int:
+    """Events the outbox relay has not had acknowledged by the broker yet."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM task_events WHERE published_at IS NULL")
+        )
+    finally:
+        await conn.close()
+
+
+async def acked_edits_stored(
+    database_url: str, board_id: str, editors: list[Editor]
+) -> list[tuple[int, str]]:
+    """Assert every acknowledged edit is in the board's history; returns the history."""
+    history = await board_history(database_url, board_id)
+    acked = {str(event.event_id) for e in editors for event in e.acked}
+    missing = acked - {event_id for _, event_id in history}
+    assert not missing, f"{len(missing)} acknowledged edits are not stored"
+    return history
+
+
+async def notified_once_each(database_url: str, editors: list[Editor], within: float) -> int:
+    """Wait for one notification per acknowledged assignment, and assert there is
+    no other (none missing, none twice); returns how many."""
+    wanted = assignments(editors)
+
+    async def all_notified() -> bool:
+        return set(await assignment_notifications(database_url)) >= wanted
+
+    await until(all_notified, within, "every assignment notified")
+    got = await assignment_notifications(database_url)
+    assert sorted(got) == sorted(wanted), "a notification is missing, extra, or twice"
+    return len(got)
