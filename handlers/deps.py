@@ -12,6 +12,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from handlers.client_address import IPNetwork
 from storage.db import Pool
 from storage.keys import RedisKeys
 from storage.presence import Presence
@@ -66,3 +67,5 @@ class Deps:
     rate_limiter: RateLimiter
     node_id: str
     kafka_bootstrap_servers: str
+    # whose X-Forwarded-For names the client (handlers/client_address.py)
+    trusted_proxies: tuple[IPNetwork, ...] = ()

@@ -5,6 +5,12 @@ A user is on a board while at least one of their connections joined it; the
 Redis scripts of storage/presence.py publish them with the change itself, so
 they reach every node in the order the changes happened; this module only
 supplies the names.
+
+While Redis is down, presence is best effort: a connection that closes is not
+taken off its boards (its close goes on, and nothing is logged as a bug), and a
+connect or a join is answered `unavailable`. The heartbeat then makes Redis
+match the node again as soon as Redis is back (`register_again`, `forget_closed`),
+so no one is shown who left, and no one who stayed is missing.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from typing import TYPE_CHECKING
 from protocol.errors import Unauthorized
 from protocol.events import ServerEvent, room_board, room_channel
 from protocol.models import PublicUser
-from storage import channels, users
+from storage import channels, outages, users
 from storage.presence import ConnectionGone, Departure
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from handlers.socket_hub import HubNamespace
 
 log = logging.getLogger(__name__)
@@ -52,16 +60,27 @@ def _departed(ns: HubNamespace, departures: list[Departure]) -> None:
 
 
 async def connection_closed(ns: HubNamespace, sid: str, node_id: str) -> None:
+    """Take a closed connection off its boards; with Redis down, leave it to the
+    heartbeat's `forget_closed` (the presence is marked unsynced)."""
     try:
         name = (await ns.caller(sid)).name
     except Exception:  # no session left: the events go out without the name
         name = ""
-    _departed(ns, await ns.deps.presence.remove_connection(sid, node_id, name=name))
+    try:
+        departures = await ns.deps.presence.remove_connection(sid, node_id, name=name)
+    except Exception as exc:
+        if not outages.is_outage(exc):
+            raise
+        log.info(
+            "a closed connection stays on record until Redis is back",
+            extra={"sid": sid, "error": outages.describe(exc)},
+        )
+        return
+    _departed(ns, departures)
 
 
-async def reap_node(ns: HubNamespace, node: str) -> int:
-    """Clear every connection `node` left in Redis; returns how many."""
-    on_record = await ns.deps.presence.node_connections(node)
+async def _remove_all(ns: HubNamespace, node: str, on_record: dict[str, uuid.UUID]) -> None:
+    """Remove these connections of `node` (sid -> user_id), announcing who left."""
     sids = list(on_record)
     for start in range(0, len(sids), REAP_BATCH):
         batch = sids[start : start + REAP_BATCH]
@@ -74,8 +93,38 @@ async def reap_node(ns: HubNamespace, node: str) -> int:
             )
         )
         _departed(ns, [d for departures in removed for d in departures])
+
+
+async def reap_node(ns: HubNamespace, node: str) -> int:
+    """Clear every connection `node` left in Redis; returns how many."""
+    on_record = await ns.deps.presence.node_connections(node)
+    await _remove_all(ns, node, on_record)
     await ns.deps.presence.forget_node(node)
-    return len(sids)
+    return len(on_record)
+
+
+def _holds(ns: HubNamespace, sid: str) -> bool:
+    """Whether this namespace's server still knows the sid: connecting (its record is
+    written before it counts as connected), connected, or in its disconnect handler
+    (which removes the record itself)."""
+    return ns.server.manager.eio_sid_from_sid(sid, ns.namespace) is not None
+
+
+async def forget_closed(namespaces: Iterable[HubNamespace], node: str) -> int:
+    """Remove the connections Redis lists for this node that the node no longer holds
+    (they closed while Redis was down, or Redis lost their removal); returns how many.
+
+    Redis is read before the servers are asked: a connection is recorded only after
+    its server knows it, so one that connects meanwhile is never taken for closed.
+    """
+    found = list(namespaces)
+    on_record = await found[0].deps.presence.node_connections(node)
+    gone = {
+        sid: user for sid, user in on_record.items() if not any(_holds(ns, sid) for ns in found)
+    }
+    if gone:
+        await _remove_all(found[0], node, gone)
+    return len(gone)
 
 
 async def reap_dead_nodes(ns: HubNamespace) -> int:
@@ -92,8 +141,10 @@ async def reap_dead_nodes(ns: HubNamespace) -> int:
 
 
 async def register_again(ns: HubNamespace) -> None:
-    """After this node was presumed dead (a stall longer than NODE_TTL), put its live
-    connections and their board joins back, announcing those that were reported gone.
+    """After this node was presumed dead (a stall longer than NODE_TTL), or Redis was
+    down (and may have lost writes, or missed them), put its live connections and
+    their board joins back, announcing those that were reported gone, and take each
+    off the boards it has left meanwhile.
 
     A connection can close while this runs. on_disconnect drops its sid from
     `local_sids` before it removes the record, so a sid still local once its
@@ -116,18 +167,31 @@ async def register_again(ns: HubNamespace) -> None:
                 ns, await ns.deps.presence.remove_connection(sid, ns.deps.node_id, name=caller.name)
             )
             continue
-        for room in ns.rooms(sid):
-            if not room.startswith("board:"):
-                continue
-            board_id = uuid.UUID(room.removeprefix("board:"))
-            try:
+        try:
+            for board_id in sorted(_board_rooms(ns, sid)):
                 joined = await ns.deps.presence.join_board(
                     sid, caller.user_id, board_id, name=caller.name
                 )
                 if joined.first:
                     announced(ns)
-            except ConnectionGone:
-                break  # closed while we were re-registering
+        except ConnectionGone:
+            continue  # closed while we were re-registering
+        # boards left while a leave could not be recorded. Redis first, the rooms
+        # after: a join enters its room before it is recorded, so a join racing this
+        # is never undone; a leave racing this finds nothing left to remove.
+        recorded = await ns.deps.presence.boards_of(sid)
+        for board_id in sorted(recorded - _board_rooms(ns, sid)):
+            if await ns.deps.presence.leave_board(sid, caller.user_id, board_id, name=caller.name):
+                announced(ns)
+
+
+def _board_rooms(ns: HubNamespace, sid: str) -> set[uuid.UUID]:
+    """The boards whose rooms the connection is in: the ones it has joined."""
+    return {
+        uuid.UUID(room.removeprefix("board:"))
+        for room in ns.rooms(sid)
+        if isinstance(room, str) and room.startswith("board:")
+    }
 
 
 async def evict_from_board(ns: HubNamespace, user_id: uuid.UUID, board_id: uuid.UUID) -> None:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from handlers.client_address import client_address
 from handlers.deps import AccessClaims, Deps
 from protocol import correlation
 from protocol.errors import (
@@ -20,9 +21,11 @@ from protocol.errors import (
     NotFound,
     PayloadTooLarge,
     Unauthorized,
+    Unavailable,
 )
 from protocol.models import to_wire
 from protocol.payloads import Payload, parse
+from storage import outages
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,31 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.json_response(to_wire(data), status=status)
+
+
+def unexpected(exc: Exception, logger: logging.Logger, what: str, **context: Any) -> HubError:
+    """What an exception no handler turned into a HubError answers, logged once;
+    `what` names the request or event in the log line.
+
+    A dependency that is down (`storage.outages`) is `unavailable` with a
+    `retry_after`: a retry is the cure, so one warning line without a traceback
+    says so. Anything else is `internal` with its traceback, since it is a bug.
+    Both messages name the correlation id, which every log line carries too.
+    Shared by the REST middleware and the Socket.IO dispatcher, so they agree.
+    """
+    cid = correlation.current()
+    if outages.is_outage(exc):
+        logger.warning(
+            "%s: a dependency is unavailable",
+            what,
+            extra={**context, "error": outages.describe(exc)},
+        )
+        return Unavailable(
+            f"a dependency is unavailable, try again (correlation id {cid})",
+            {"retry_after": outages.RETRY_AFTER_SECONDS},
+        )
+    logger.error("%s: unhandled error", what, exc_info=exc, extra=context)
+    return Internal(f"internal error (correlation id {cid})")
 
 
 def error_response(exc: HubError) -> web.Response:
@@ -66,9 +94,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
     except web.HTTPException:
         raise
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        response = error_response(Internal(f"internal error (correlation id {cid})"))
+    except Exception as exc:
+        failure = unexpected(exc, log, f"{request.method} {request.path}")
+        response = error_response(failure)
     response.headers["X-Request-ID"] = cid
     return response
 
@@ -105,4 +133,10 @@ def bearer(request: web.Request) -> AccessClaims:
 
 
 def client_ip(request: web.Request) -> str | None:
-    return request.remote
+    """The client's address, for per-address limits and audit rows: the TCP peer, or
+    what a trusted load balancer says it is (handlers/client_address.py)."""
+    return client_address(
+        request.remote,
+        request.headers.getall("X-Forwarded-For", ()),
+        request.app[DEPS].trusted_proxies,
+    )

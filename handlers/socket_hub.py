@@ -23,14 +23,13 @@ from aiohttp import web
 from handlers import accounts, bot_auth, presence, rate_limits
 from handlers.deps import Deps
 from handlers.expiry import Expiries
-from handlers.rest import client_ip
+from handlers.rest import client_ip, unexpected
 from protocol import correlation, envelope
 from protocol.bots import Scope, is_api_token
 from protocol.catalog import Limit
 from protocol.errors import (
     Forbidden,
     HubError,
-    Internal,
     InvalidPayload,
     PayloadTooLarge,
     Unauthorized,
@@ -46,7 +45,7 @@ from protocol.events import (
 from protocol.models import TaskEvent, to_wire
 from protocol.payloads import Payload, encoded_size, parse
 from protocol.serializers import Serializer
-from storage import emits
+from storage import emits, outages
 from storage.users import LiveLogin
 
 log = logging.getLogger(__name__)
@@ -175,6 +174,22 @@ class HubNamespace(socketio.AsyncNamespace):
     # -- lifecycle -----------------------------------------------------------
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        """Let a connection in, or refuse it with a reason the client can read.
+
+        A failure is a refusal too: raised into python-socketio, it would be logged
+        as a receive error and the client left waiting for its connect timeout. A
+        dependency that is down refuses with `unavailable`, and the client's
+        reconnection tries again.
+        """
+        correlation.new_correlation_id()
+        try:
+            await self._admit(sid, environ, auth)
+        except socketio.exceptions.ConnectionRefusedError:
+            raise
+        except Exception as exc:
+            raise refusal(unexpected(exc, log, "connect", sid=sid)) from None
+
+    async def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
             raise refusal(Unauthorized("connect with auth={'token': <access token>}"))
@@ -211,18 +226,21 @@ class HubNamespace(socketio.AsyncNamespace):
         if caller.allows(Scope.CHAT_READ):
             await self.enter_room(sid, room_user_chat(user.id))
         await self.deps.presence.add_connection(sid, user.id, self.deps.node_id, token_id)
-        # counted once registered, on every node: two connects racing for the last
-        # place may both be refused, never both let in
-        too_many = rate_limits.over_connection_cap(
-            self.deps, await self.deps.presence.connection_count(user.id)
-        )
-        if too_many is not None:
-            await self.deps.presence.remove_connection(sid, self.deps.node_id, name=user.name)
-            raise refusal(too_many)
-        if token_id is not None and not await bot_auth.still_live(self.deps, token_id):
-            # revoked while we connected: the revocation's sweep may have missed us
-            await self.deps.presence.remove_connection(sid, self.deps.node_id, name=user.name)
-            raise refusal(bot_auth.token_revoked())
+        try:
+            # counted once registered, on every node: two connects racing for the last
+            # place may both be refused, never both let in
+            too_many = rate_limits.over_connection_cap(
+                self.deps, await self.deps.presence.connection_count(user.id)
+            )
+            if too_many is not None:
+                raise refusal(too_many)
+            if token_id is not None and not await bot_auth.still_live(self.deps, token_id):
+                # revoked while we connected: the revocation's sweep may have missed us
+                raise refusal(bot_auth.token_revoked())
+        except Exception:
+            # refused, or a dependency failed: nothing of this connection stays registered
+            await self._unregister_refused(sid, user.name)
+            raise
         self.local_sids.add(sid)
         self.logins[sid] = LiveLogin(sid, user.id, login_id, token_id)
         # already past (it expired while we connected)? the next sweep closes it
@@ -236,6 +254,23 @@ class HubNamespace(socketio.AsyncNamespace):
                 "token_id": str(token_id) if token_id else None,
             },
         )
+
+    async def _unregister_refused(self, sid: str, name: str) -> None:
+        """Undo `add_connection` for a connect that is refused after it.
+
+        If Redis is what failed, this may fail too: the refusal still goes out, and
+        the record is left as that of any connection that ended while Redis was
+        down (its hash expires, no heartbeat refreshes it).
+        """
+        try:
+            await self.deps.presence.remove_connection(sid, self.deps.node_id, name=name)
+        except Exception as exc:
+            if not outages.is_outage(exc):
+                raise
+            log.warning(
+                "could not unregister a refused connection",
+                extra={"sid": sid, "error": outages.describe(exc)},
+            )
 
     async def on_disconnect(self, sid: str, reason: str) -> None:
         if sid not in self.local_sids:
@@ -262,6 +297,28 @@ class HubNamespace(socketio.AsyncNamespace):
         await self.emit(ServerEvent.CONNECTION_CLOSING, error.to_dict(), to=sid)
         await self.disconnect(sid)
 
+    async def close_local(self, error: HubError) -> int:
+        """Close every connection this namespace holds on this node, saying why (the
+        node is stopping); returns how many.
+
+        As `close`, but the farewell goes straight to each client and not also through
+        Redis to every other node: they are all here. All at once: a node that stops
+        must not take a round trip per client while its clients wait to move on.
+        """
+        sids = sorted(self.local_sids)
+        body = error.to_dict()
+
+        async def close_one(sid: str) -> None:
+            self.deps.metrics.event_out(ServerEvent.CONNECTION_CLOSING)
+            await self.emit(ServerEvent.CONNECTION_CLOSING, body, to=sid, ignore_queue=True)
+            await self.disconnect(sid)
+
+        results = await asyncio.gather(*(close_one(sid) for sid in sids), return_exceptions=True)
+        for sid, result in zip(sids, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("closing a connection failed", exc_info=result, extra={"sid": sid})
+        return len(sids)
+
     # -- events --------------------------------------------------------------
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
@@ -287,11 +344,10 @@ class HubNamespace(socketio.AsyncNamespace):
         except HubError as exc:
             code = exc.code.value
             result = envelope.error(exc)
-        except Exception:
-            code = "internal"
-            cid = correlation.current()
-            log.exception("handler failed", extra={"event": event, "sid": sid})
-            result = envelope.error(Internal(f"internal error (correlation id {cid})"))
+        except Exception as exc:
+            error = unexpected(exc, log, f"event {event[:64]}", event=event[:64], sid=sid)
+            code = error.code.value
+            result = envelope.error(error)
         self.deps.metrics.acked(
             event if event in self.routes else "unknown", time.perf_counter() - started, code
         )
@@ -364,8 +420,9 @@ class HubNamespace(socketio.AsyncNamespace):
         """Emit a committed event once across the hub and the bridge.
 
         If the emit fails, the claim is given back and the bridge delivers the
-        event from Kafka instead; the write itself succeeded either way. With a
-        `turn`, only the emit waits for it: the claim is made while earlier
+        event from Kafka instead; the write itself succeeded either way. With
+        Redis down it goes out unclaimed, to this node's clients (storage/emits.py).
+        With a `turn`, only the emit waits for it: the claim is made while earlier
         events of the room are still going out.
         """
 
@@ -376,7 +433,9 @@ class HubNamespace(socketio.AsyncNamespace):
             await self.emit(event, data, room=room)
 
         try:
-            await emits.emit_once(self.deps.redis, self.deps.keys, event_id, emit)
+            await emits.emit_once(
+                self.deps.redis, self.deps.keys, event_id, emit, unclaimed_if_down=True
+            )
         except Exception:
             log.exception("emit failed after commit; the bridge will deliver it")
 
@@ -428,6 +487,12 @@ class HubNamespaces:
     def local_sids(self) -> set[str]:
         """Every connection this node holds, on any server."""
         return set().union(*(ns.local_sids for ns in self))
+
+    async def close_local(self, error: HubError) -> int:
+        """Close every connection this node holds, on any server, saying why; returns
+        how many."""
+        closed = await asyncio.gather(*(ns.close_local(error) for ns in self))
+        return sum(closed)
 
 
 # The node's JSON namespace: enough for emits, room changes and disconnects of any

@@ -10,12 +10,14 @@ clients, so rooms hold clients of both kinds and every emit reaches both.
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import AsyncIterator
 
 import socketio
 from aiohttp import web
 
-from handlers import accounts, audit_rest, boards_rest, bots, health
+from handlers import accounts, audit_rest, boards_rest, bots, catch_up, health
 from handlers.deps import Deps, Limits
 from handlers.rest import DEPS, errors_middleware
 from handlers.socket_events import ROUTES
@@ -33,6 +35,7 @@ from hub.fanout.servers import HubRedisManager, HubSocketServer
 from hub.metrics import HubMetrics
 from hub.tokens import JwtAccessTokens
 from hub.workers import embedded_workers
+from protocol.errors import server_shutdown
 from protocol.serializers import Serializer
 from storage import redis_client
 from storage.db import create_pool
@@ -40,10 +43,14 @@ from storage.keys import RedisKeys
 from storage.presence import Presence
 from storage.rate_limits import RateLimiter
 
+log = logging.getLogger(__name__)
+
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", HubMetrics)
 # One Socket.IO server per serializer, each attached at its own path.
 SOCKETIO_SERVERS = web.AppKey("socketio_servers", dict[Serializer, socketio.AsyncServer])
+# Passes of the shutdown's farewell (see _farewell).
+FAREWELL_ROUNDS = 3
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -85,6 +92,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             rate_limiter=RateLimiter(redis, keys),
             node_id=settings.node_id,
             kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+            trusted_proxies=settings.trusted_proxies,
         )
         app[DEPS] = deps
         # one set of emit orders (see Turn), so this node emits a board's events in seq order
@@ -97,7 +105,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             }
         )
         for serializer, server in app[SOCKETIO_SERVERS].items():
-            server.register_namespace(namespaces.by_serializer[serializer])
+            ns = namespaces.by_serializer[serializer]
+            server.register_namespace(ns)
+            if isinstance(server.manager, HubRedisManager):
+                # each server's clients catch up after its manager lost the channel
+                server.manager.after_gap = functools.partial(catch_up.after_lost_channel, ns)
         app[HUB_NAMESPACES] = namespaces
         app[HUB_NAMESPACE] = namespaces.primary
         yield
@@ -122,10 +134,37 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _farewell(app: web.Application) -> None:
+    """On shutdown (SIGTERM: a deploy, a scale-down), tell each connection why it closes
+    (`unavailable`, reason `server_shutdown`) and close it, so that clients reconnect at
+    once, through the load balancer to a live node, and announce the departures
+    (presence).
+
+    aiohttp runs this after it stopped listening and before it waits for the open
+    requests, which for a websocket is its whole life: without it, every client hung
+    on for the shutdown timeout and then lost its connection without a word. A few
+    rounds: a connect that was being authenticated as a round began is only then
+    ready to close. Then the websockets are ended from this side (see
+    `HubEngineServer.end_websockets`).
+    """
+    namespaces = app.get(HUB_NAMESPACES)
+    if namespaces is None:
+        return  # never started
+    for _ in range(FAREWELL_ROUNDS):
+        closed = await namespaces.close_local(server_shutdown())
+        if not closed:
+            break
+        log.info("closed connections: shutting down", extra={"connections": closed})
+    for server in app[SOCKETIO_SERVERS].values():
+        if isinstance(server, HubSocketServer):
+            server.end_websockets()
+
+
 async def _socketio_shutdown(app: web.Application) -> AsyncIterator[None]:
     yield
-    # Closes client connections (they reconnect to another node), then the manager's
-    # Redis listener and clients.
+    # The connections are closed by now (_farewell, or cut at the shutdown timeout):
+    # wait for their disconnects to have run, then stop the manager's Redis listener
+    # and clients.
     for server in app[SOCKETIO_SERVERS].values():
         await server.shutdown()
     for server in app[SOCKETIO_SERVERS].values():
@@ -180,5 +219,6 @@ def create_app(settings: Settings) -> web.Application:
         + web_page.routes(settings)
     )
     app.router.add_get("/metrics", metrics_view)
+    app.on_shutdown.append(_farewell)
     app.cleanup_ctx.extend([_resources, _background, _workers, _socketio_shutdown])
     return app

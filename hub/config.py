@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
+from handlers.client_address import IPNetwork
 from storage.rate_limits import Rate, RateLimits
 
 T = TypeVar("T")
@@ -70,6 +72,9 @@ class Settings:
     # A user's sockets at once, on all nodes (tabs, devices and bots together)
     max_connections_per_user: int = 50
     cors_origins: tuple[str, ...] = ()
+    # networks of the load balancers in front of the hub, whose X-Forwarded-For is
+    # believed (handlers/client_address.py); empty: the TCP peer is the client
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     # What a client may leave unread before it is dropped: seconds of a busy board,
     # far more than any single ack (client payloads are capped at max_payload_bytes).
     outbound_buffer_bytes: int = 4 * 1024 * 1024
@@ -145,6 +150,15 @@ class Settings:
         if heartbeat >= node_ttl:
             raise ConfigError("HEARTBEAT_INTERVAL must be shorter than NODE_TTL")
         origins = tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+        proxies = []
+        for entry in env.get("TRUSTED_PROXIES", "").split(","):
+            if entry.strip():
+                try:
+                    proxies.append(ipaddress.ip_network(entry.strip(), strict=False))
+                except ValueError:
+                    raise ConfigError(
+                        f"TRUSTED_PROXIES entry {entry.strip()!r} is not an address or network"
+                    ) from None
 
         def flag(name: str, default: bool) -> bool:
             raw = env.get(name, "").strip().lower()
@@ -221,6 +235,7 @@ class Settings:
                 "MAX_CONNECTIONS_PER_USER", cls.max_connections_per_user, int, 1, 100_000
             ),
             cors_origins=origins,
+            trusted_proxies=tuple(proxies),
             outbound_buffer_bytes=num(
                 "OUTBOUND_BUFFER_BYTES", cls.outbound_buffer_bytes, int, 64 * 1024, 2**30
             ),

@@ -16,6 +16,7 @@ import time
 from handlers import expiry, revocation
 from handlers.socket_hub import HubNamespaces
 from hub import maintenance
+from storage import outages
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,12 @@ SWEEP_INTERVAL = 1.0
 # How often the node's connections are checked against their logins (one query
 # per Socket.IO server): a logout or a deactivation takes effect within this.
 REVALIDATE_EVERY = 3  # sweeps
+# Seconds between two warnings while a dependency stays down.
+OUTAGE_WARN_EVERY = 60.0
 
 
 async def _sweep(namespaces: HubNamespaces) -> None:
+    quiet_until = 0.0  # no outage warning again before this (time.monotonic())
     for count in itertools.count(1):
         await asyncio.sleep(SWEEP_INTERVAL)
         now = time.time()  # a token's `exp` is wall-clock time
@@ -36,8 +40,17 @@ async def _sweep(namespaces: HubNamespaces) -> None:
                 await expiry.close_expired(ns, now)
                 if count % REVALIDATE_EVERY == 0:
                     await revocation.close_ended(ns)
-            except Exception:
-                log.exception("closing expired or ended connections failed; retrying")
+            except Exception as exc:
+                if not outages.is_outage(exc):
+                    log.exception("closing expired or ended connections failed; retrying")
+                elif time.monotonic() >= quiet_until:
+                    # PostgreSQL or Redis is down: not a bug, so no traceback, and said
+                    # once a minute rather than at every sweep
+                    quiet_until = time.monotonic() + OUTAGE_WARN_EVERY
+                    log.warning(
+                        "closing expired or ended connections waits for a dependency",
+                        extra={"error": outages.describe(exc)},
+                    )
 
 
 def running(namespaces: HubNamespaces) -> contextlib.AbstractAsyncContextManager[None]:

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-from storage import ops
+from storage import ops, outages
 from storage.db import Pool
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,14 @@ async def _prune_forever(pool: Pool) -> None:
                 removed = await ops.prune(conn, OP_ACK_RETENTION_SECONDS)
             if removed:
                 log.info("pruned op_id acks", extra={"removed": removed})
-        except Exception:
-            log.exception("pruning op_id acks failed; retrying later")
+        except Exception as exc:
+            if outages.is_outage(exc):
+                log.warning(
+                    "pruning op_id acks waits for the database",
+                    extra={"error": outages.describe(exc)},
+                )
+            else:
+                log.exception("pruning op_id acks failed; retrying later")
         await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
 

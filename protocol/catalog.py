@@ -397,7 +397,9 @@ SERVER_EVENTS: tuple[ServerEventSpec, ...] = (
         ServerEvent.PRESENCE,
         "board:{id}",
         "`{board_id, user: {id, name}, state}` with state `joined` (first connection of "
-        "the user on the board) or `left` (last one gone, also when its node died).",
+        "the user on the board) or `left` (last one gone, also when its node died, within "
+        "`NODE_TTL` + `REAP_INTERVAL` (20 s by default), or shut down: then `joined` "
+        "follows when the user's client is back on another node).",
     ),
     ServerEventSpec(
         ServerEvent.NOTIFICATION,
@@ -446,8 +448,16 @@ SERVER_EVENTS: tuple[ServerEventSpec, ...] = (
         "this connection only",
         "The hub is about to close this connection on purpose, and why: "
         "`{code, message, details: {reason}}`, the shape of a refused connect's "
-        "`connect_error`. Reasons: `token_expired` (the token expired while connected "
-        "and no `auth:refresh` came), `token_revoked` (a bot token was revoked). The "
-        "Socket.IO disconnect follows at once; do not reconnect with the same token.",
+        "`connect_error`. The Socket.IO disconnect follows at once. Reasons: "
+        "`token_expired` (the token expired while connected and no `auth:refresh` came), "
+        "`token_revoked` (a bot token was revoked): do not reconnect with the same token. "
+        "`server_shutdown` (code `unavailable`): the node is stopping, as in a deploy, "
+        "and nothing is wrong with the connection or its token: reconnect to the same URL "
+        "(a load balancer sends you to a live node) after a short random delay (up to a "
+        "second, so that the node's clients do not all arrive at once), resend "
+        "unacknowledged writes with their `op_id` and join your boards again with "
+        "`since_seq`. Socket.IO clients do not reconnect by themselves after a server's "
+        "disconnect (`io server disconnect`): call connect. Your board presence goes "
+        "`left` when the node closes your last connection and `joined` when you are back.",
     ),
 )

@@ -16,7 +16,10 @@ It reconnects by itself (python-socketio's backoff with jitter). Writes carry an
 the reconnect and applied once. Each joined board is joined again with
 `since_seq`: the handlers get the events they missed, in seq order and once (or,
 when too far behind, the snapshot handlers get the board). A connection the hub
-closes on purpose (a revoked token) is not reopened; `wait()` raises why.
+closes on purpose (a revoked token) is not reopened; `wait()` raises why. One
+exception: a node that is shutting down (a deploy) closes its connections with
+`server_shutdown`, and those are reopened as after a drop, after python-socketio's
+short random delay, to the same URL (a load balancer sends them to a live node).
 
 Logged in with email and password, it renews the access token shortly before it
 expires and hands it to the live connection (`auth:refresh`), so the hub does not
@@ -52,6 +55,7 @@ from protocol.errors import (
     NotFound,
     Unauthorized,
     Unavailable,
+    asks_to_reconnect,
     from_dict,
 )
 from protocol.event_stream import EventStream
@@ -136,6 +140,30 @@ class _Dropped(Exception):
     """The connection dropped before the ack arrived."""
 
 
+class _SocketClient(socketio.AsyncClient):
+    """python-socketio's client, which can be told to reconnect after a disconnect the
+    server made on purpose.
+
+    python-socketio reconnects after a dropped connection only: a server's DISCONNECT
+    means "stay away". A stopping node disconnects its clients on purpose too, but asks
+    them to come back (`server_shutdown`); for that one, the disconnect handler sets
+    `come_back`, and once python-socketio has finished the disconnect (its Engine.IO
+    connection closed), the reconnection loop starts as it would after a drop: same
+    backoff and jitter, same `shutdown()` to stop it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.come_back = False
+
+    async def _handle_disconnect(self, namespace: str) -> None:
+        await super()._handle_disconnect(namespace)
+        reconnecting = self._reconnect_task  # type: ignore[has-type]  # untyped in socketio
+        if self.come_back and not self.connected and not reconnecting:
+            self.come_back = False
+            self._reconnect_task = self.start_background_task(self._handle_reconnect)
+
+
 class _Claims(msgspec.Struct):
     exp: float
     iat: float
@@ -181,7 +209,7 @@ class TaskhubClient:
         self._credentials = Credentials(self.url, token=token, email=email, password=password)
         self._transports = list(transports)
         # The python-socketio client underneath, for what this class does not cover.
-        self.sio = socketio.AsyncClient(
+        self.sio = _SocketClient(
             reconnection=True,
             reconnection_delay=reconnection_delay,
             reconnection_delay_max=reconnection_delay_max,
@@ -241,6 +269,7 @@ class TaskhubClient:
 
     async def close(self) -> None:
         self._closing = True
+        self.sio.come_back = False  # a farewell's disconnect in progress: stay away
         if self._refresher is not None:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
@@ -254,6 +283,12 @@ class TaskhubClient:
         await self._events.close()
         if self._http is not None:
             await self._http.close()
+        # python-engineio closes the aiohttp session it made for the transport when a
+        # connection ends, but not when a connect attempt failed (a refused reconnect
+        # during an outage, say): it would be left to the garbage collector
+        engine = self.sio.eio
+        if engine.http is not None and not engine.external_http and not engine.http.closed:
+            await engine.http.close()
 
     async def wait(self) -> None:
         """Until the client is closed; raises the reason if the hub ended it."""
@@ -561,6 +596,7 @@ class TaskhubClient:
         self._connected_once = True
         self._refusal = None
         self._farewell = None
+        self.sio.come_back = False
         if reconnected:
             self._events.reconnected()  # before any event of the new connection (no await)
         self._ready.set()
@@ -571,6 +607,11 @@ class TaskhubClient:
             if not acked.done():
                 acked.set_exception(_Dropped())
         if reason == self.sio.reason.SERVER_DISCONNECT and not self._closing:
+            if asks_to_reconnect(self._farewell):
+                # the node is stopping: come back as after a drop; the writes left
+                # unacked are sent again and the boards caught up by seq
+                self.sio.come_back = True
+                return
             # python-socketio does not reconnect after the server closed on purpose
             self._error = (
                 self._error or self._farewell or Unavailable("the hub closed this connection")

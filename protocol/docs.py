@@ -32,7 +32,9 @@ out or its refresh token reused). The server closes a connection when its
 token expires (unless `auth:refresh` gave it a newer one), when its bot
 token is revoked, and within seconds when its login ends (`session_revoked`:
 logged out, or its refresh token reused) or its account is deactivated
-(`account_inactive`); `connection:closing` tells the client why just before.
+(`account_inactive`), and when its node shuts down (`server_shutdown`, code
+`unavailable`: reconnect, see `connection:closing`); `connection:closing` tells
+the client why just before.
 
 A bot token carries scopes (`chat:read`, `chat:write`, `tasks:read`,
 `tasks:write`). Each event below names the scope it needs; a bot token without
@@ -50,7 +52,9 @@ JSON or msgpack, data nested more than 32 levels deep, an event that is not a
 list starting with its name, a namespace never connected, a binary packet
 announcing other than 1 to 10 attachments, non-string msgpack keys) closes the
 connection, as Node's socket.io does on a parser error; no handler sees it. An
-ack for an id the server never asked about is ignored.
+ack for an id the server never asked about is ignored. A CONNECT to a namespace
+other than `/` gets `connect_error` `not_found`, and a second CONNECT to `/` on
+the same connection `conflict`; the connection stays as it was.
 Payloads are checked strictly: unknown fields, wrong types, missing fields,
 out-of-bound values and non-UUID ids get `invalid_payload` naming the field; a
 payload over `MAX_PAYLOAD_BYTES` (64 KiB by default) gets `payload_too_large`.

@@ -149,3 +149,25 @@ def from_dict(body: Mapping[str, Any]) -> HubError:
     except (ValueError, KeyError):
         return Internal(f"{code}: {message}", body.get("details"))
     return kind(message, body.get("details"))
+
+
+# `details.reason` of the `unavailable` a node sends in `connection:closing` when it
+# stops (a deploy, a scale-down): the one closing a client is asked to come back from.
+SERVER_SHUTDOWN = "server_shutdown"
+
+
+def server_shutdown() -> Unavailable:
+    """Why a stopping node closes its connections: nothing is wrong with the client or its
+    token, so it reconnects (a load balancer sends it to a live node), after a short random
+    delay, so that the node's clients do not all arrive at the same instant."""
+    return Unavailable("this hub node is shutting down; reconnect", {"reason": SERVER_SHUTDOWN})
+
+
+def asks_to_reconnect(error: HubError | None) -> bool:
+    """Whether a `connection:closing` reason asks the client to come back, as a stopping
+    node's does; every other reason ends the connection for good."""
+    return (
+        isinstance(error, Unavailable)
+        and isinstance(error.details, dict)
+        and error.details.get("reason") == SERVER_SHUTDOWN
+    )

@@ -27,21 +27,28 @@ every node and for every server. An event emitted afterwards from Python could b
 overtaken: a reaper that announced `left` only after a name lookup was passed by
 the `joined` of the node that had come back, and watchers were left believing a
 connected person gone.
+
+A write that fails because Redis is down sets `unsynced`: what Redis holds for
+this node may then differ from what the node holds (a closed connection still
+listed, a join missing), and the node's heartbeat puts it right once Redis is
+back (hub/heartbeat.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from protocol.events import ServerEvent, room_board
 from protocol.models import PublicUser
+from storage import outages
 from storage.keys import BOARD_NAMES_TAIL, BOARD_PEOPLE_TAIL, RedisKeys
 
 # Publishes a presence event as python-socketio's Redis managers expect an emit
@@ -193,23 +200,40 @@ class Presence:
         # this process's heartbeat token: a heartbeat that finds another value (or
         # none) knows its node was presumed dead in between
         self._incarnation = secrets.token_hex(8)
+        # a write failed for want of Redis: Redis may not match this node any more
+        self.unsynced = False
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Around a write: an outage marks the presence `unsynced` (and is raised)."""
+        try:
+            yield
+        except Exception as exc:
+            if outages.is_outage(exc):
+                self.unsynced = True
+            raise
 
     async def add_connection(
         self, sid: str, user_id: uuid.UUID, node_id: str, token_id: uuid.UUID | None = None
     ) -> None:
         """Register a connection; `token_id` names the bot token it came with, if any."""
         k = self._keys
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                k.connection(sid),
-                mapping={"user_id": str(user_id), "node_id": node_id, "connected_at": time.time()},
-            )
-            if token_id is not None:
-                pipe.hset(k.connection(sid), "token_id", str(token_id))
-            pipe.expire(k.connection(sid), self._ttl)
-            pipe.sadd(k.user_connections(user_id), sid)
-            pipe.hset(k.node_connections(node_id), sid, str(user_id))
-            await pipe.execute()
+        with self._writing():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(
+                    k.connection(sid),
+                    mapping={
+                        "user_id": str(user_id),
+                        "node_id": node_id,
+                        "connected_at": time.time(),
+                    },
+                )
+                if token_id is not None:
+                    pipe.hset(k.connection(sid), "token_id", str(token_id))
+                pipe.expire(k.connection(sid), self._ttl)
+                pipe.sadd(k.user_connections(user_id), sid)
+                pipe.hset(k.node_connections(node_id), sid, str(user_id))
+                await pipe.execute()
 
     async def join_board(
         self,
@@ -228,16 +252,17 @@ class Presence:
         entry is left behind.
         """
         k = self._keys
-        result = await self._join(
-            keys=[
-                k.board_presence(board_id),
-                k.connection_boards(sid),
-                k.connection(sid),
-                k.board_people(board_id),
-                k.board_names(board_id),
-            ],
-            args=[sid, str(user_id), str(board_id), name, skip_sid or "", *self._publish_to],
-        )
+        with self._writing():
+            result = await self._join(
+                keys=[
+                    k.board_presence(board_id),
+                    k.connection_boards(sid),
+                    k.connection(sid),
+                    k.board_people(board_id),
+                    k.board_names(board_id),
+                ],
+                args=[sid, str(user_id), str(board_id), name, skip_sid or "", *self._publish_to],
+            )
         if int(result[0]) < 0:
             raise ConnectionGone(sid)
         names: dict[str, str] = json.loads(result[1])
@@ -253,15 +278,16 @@ class Presence:
         """Forget the join; True when that was the user's last connection on the board,
         and the board was told `left`."""
         k = self._keys
-        gone = await self._leave(
-            keys=[
-                k.board_presence(board_id),
-                k.connection_boards(sid),
-                k.board_people(board_id),
-                k.board_names(board_id),
-            ],
-            args=[sid, str(user_id), str(board_id), name, *self._publish_to],
-        )
+        with self._writing():
+            gone = await self._leave(
+                keys=[
+                    k.board_presence(board_id),
+                    k.connection_boards(sid),
+                    k.board_people(board_id),
+                    k.board_names(board_id),
+                ],
+                args=[sid, str(user_id), str(board_id), name, *self._publish_to],
+            )
         return bool(gone)
 
     async def users_on_board(self, board_id: uuid.UUID) -> list[PublicUser]:
@@ -271,6 +297,11 @@ class Presence:
     async def connections_of(self, user_id: uuid.UUID) -> list[str]:
         members = await self._redis.smembers(self._keys.user_connections(user_id))
         return sorted(_text(m) for m in members)
+
+    async def boards_of(self, sid: str) -> set[uuid.UUID]:
+        """The boards a connection is recorded as having joined."""
+        members = await self._redis.smembers(self._keys.connection_boards(sid))
+        return {uuid.UUID(_text(m)) for m in members}
 
     async def connection_count(self, user_id: uuid.UUID) -> int:
         """How many connections the user has, on all nodes (the per-user cap)."""
@@ -294,20 +325,21 @@ class Presence:
         k = self._keys
         board_head, board_tail = k.board_presence_parts()
         user_head, user_tail = k.user_connections_parts()
-        flat = await self._remove(
-            keys=[k.connection(sid), k.connection_boards(sid), k.node_connections(node_id)],
-            args=[
-                sid,
-                board_head,
-                board_tail,
-                user_head,
-                user_tail,
-                name,
-                *self._publish_to,
-                BOARD_PEOPLE_TAIL,
-                BOARD_NAMES_TAIL,
-            ],
-        )
+        with self._writing():
+            flat = await self._remove(
+                keys=[k.connection(sid), k.connection_boards(sid), k.node_connections(node_id)],
+                args=[
+                    sid,
+                    board_head,
+                    board_tail,
+                    user_head,
+                    user_tail,
+                    name,
+                    *self._publish_to,
+                    BOARD_PEOPLE_TAIL,
+                    BOARD_NAMES_TAIL,
+                ],
+            )
         return [
             Departure(uuid.UUID(flat[i]), uuid.UUID(flat[i + 1]), bool(int(flat[i + 2])))
             for i in range(0, len(flat), 3)

@@ -13,6 +13,7 @@ refused request does not use up the budget of the other.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from storage.keys import RedisKeys
+from storage.redis_client import OutageLog
+
+log = logging.getLogger(__name__)
 
 # KEYS: one bucket each. ARGV: for each key, its emission interval and its burst
 # span (both in microseconds). Returns 0 when every bucket had room (and each
@@ -74,6 +78,8 @@ class RateLimiter:
     def __init__(self, redis: Redis, keys: RedisKeys) -> None:
         self._keys = keys
         self._take = redis.register_script(_TAKE)
+        # what the callers say while Redis is down (they decide what then happens)
+        self.outage = OutageLog(log, "rate limits")
 
     async def take(self, buckets: Sequence[Bucket]) -> float:
         """Charge one action to every bucket, or to none: 0.0 when allowed, else the

@@ -178,3 +178,13 @@ async def since(conn: Connection, board_id: uuid.UUID, seq: int, limit: int) -> 
         limit,
     )
     return [_event(r) for r in rows]
+
+
+async def newest(conn: Connection, board_ids: Sequence[uuid.UUID]) -> list[TaskEvent]:
+    """The last event of each of these boards (none for a board without events)."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM task_events WHERE (board_id, seq) IN
+                (SELECT id, last_seq FROM boards WHERE id = ANY($1::uuid[]))""",
+        list(board_ids),
+    )
+    return [_event(r) for r in rows]

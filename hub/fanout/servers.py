@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import engineio
@@ -17,7 +18,9 @@ from socketio import packet
 from hub.fanout.frames import message_frame
 from hub.fanout.socket import DirectSocket
 from hub.fanout.websocket import DirectWebSocket
+from protocol.errors import Conflict, HubError, NotFound
 from protocol.packets import MalformedPacket
+from storage import outages
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,25 @@ class HubEngineServer(engineio.AsyncServer):
         if socket.closed and sid in self.sockets:
             del self.sockets[sid]
         return ws.response
+
+    def end_websockets(self) -> int:
+        """Close every websocket connection from this side, after what was written to
+        it: a close frame, then the connection. Returns how many.
+
+        For a node that stops, once it has said goodbye: aiohttp reads nothing more
+        from any connection once it is shutting down, so a client's own close
+        handshake would go unanswered and the client wait for its timeout
+        (python-engineio's: 5 s) before it reconnects. No Engine.IO CLOSE packet
+        first: python-socketio's client takes one for "do not come back", and would
+        see it before the `connection:closing` that says otherwise.
+        """
+        ended = 0
+        for socket in list(self.sockets.values()):
+            frames = socket.frames if isinstance(socket, DirectSocket) else None
+            if frames is not None:
+                frames.end()
+                ended += 1
+        return ended
 
     def _is_websocket_connect(self, request: web.Request) -> bool:
         """A valid Engine.IO 4 websocket connect, as engineio would judge it. Parsed
@@ -171,7 +193,14 @@ class HubSocketServer(socketio.AsyncServer):
         if pkt is None:
             return
         kind = pkt.packet_type
-        if kind == packet.CONNECT:
+        if kind == packet.CONNECT and (refusal := self._connect_refusal(eio_sid, pkt.namespace)):
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(
+                    packet.CONNECT_ERROR, data=refusal.to_dict(), namespace=pkt.namespace
+                ),
+            )
+        elif kind == packet.CONNECT:
             await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
         elif kind == packet.DISCONNECT:
             await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
@@ -199,6 +228,29 @@ class HubSocketServer(socketio.AsyncServer):
             self._binary_packet[eio_sid] = pkt
             return None
         return pkt
+
+    def _connect_refusal(self, eio_sid: str, namespace: str | None) -> HubError | None:
+        """Why a CONNECT is refused before any handler sees it: a namespace the hub does
+        not serve, or one this connection is already in. python-socketio answers both
+        with a bare "Unable to connect"; these have the shape (`{code, message,
+        details}`) of every other refusal."""
+        name = namespace or "/"
+        served = (
+            name in self.handlers
+            or name in self.namespace_handlers
+            or self.namespaces == "*"
+            or name in self.namespaces
+        )  # python-socketio's own test, in its _handle_connect
+        if not served:
+            return NotFound(f"no namespace {name[:64]!r} here; connect to '/'")
+        if self.manager.sid_from_eio_sid(eio_sid, name) is not None:
+            return Conflict(f"already connected to {name!r} on this connection")
+        return None
+
+    def end_websockets(self) -> int:
+        """See `HubEngineServer.end_websockets`."""
+        engine: HubEngineServer = self.eio
+        return engine.end_websockets()
 
     async def shutdown(self) -> None:
         """Close every connection, and return once their disconnects have run."""
@@ -301,6 +353,14 @@ class BroadcastManager(socketio.AsyncManager):
             await self.server._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, part))
 
 
+# The listener's wait before it tries to subscribe again after losing Redis, doubling
+# from the first to the last. python-socketio's doubles up to 60 s: after an outage
+# of 10 s its node heard the other nodes again 5 s after Redis was back, after one
+# of 16 s, 15 s after.
+LISTEN_RETRY_FIRST = 0.25
+LISTEN_RETRY_MAX = 1.0
+
+
 class HubRedisManager(socketio.AsyncRedisManager, BroadcastManager):
     """python-socketio's Redis manager whose local deliveries are `BroadcastManager`'s:
     the method order puts it between the pub/sub layer and `AsyncManager`.
@@ -308,36 +368,158 @@ class HubRedisManager(socketio.AsyncRedisManager, BroadcastManager):
     python-socketio's manager has no stop, and it replaces its Redis clients on each
     reconnect without closing the old ones: their sockets would stay open until the
     garbage collector found them. Here a replaced client is closed, and `close`
-    ends the listener and closes the rest when the app stops.
+    ends the listener and closes the rest when the app stops. The listener and the
+    publisher have a client each: in python-socketio they share one, and a publish
+    that reconnected would replace, and here close, the listener's subscription.
+
+    When Redis goes away the listener subscribes again within LISTEN_RETRY_MAX of
+    its return, and then runs `after_gap` (the app sets it): what other nodes
+    published meanwhile never reached this node, and the hook makes its clients
+    catch up. An emit meanwhile reaches this node's clients only. The listener and
+    the publisher each warn once per outage, not per attempt or per emit.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._closing: set[asyncio.Future[None]] = set()
         self._closed = False
+        self._listener_redis: Any = None  # the listener's client; `pubsub` is its pub/sub
+        self._publish_failing = False
+        # run as a task of its own once the channel is subscribed again after a loss
+        self.after_gap: Callable[[], Awaitable[object]] | None = None
+        self._after_gap_runs: set[asyncio.Task[None]] = set()
+
+    def _new_clients(self) -> tuple[Any, Any]:
+        """A Redis client and its pub/sub, made as python-socketio makes them (sentinel
+        URLs included), leaving the manager's own in place."""
+        manager: Any = self  # python-socketio's attributes are untyped
+        kept = (manager.redis, manager.pubsub, manager.connected)
+        try:
+            super()._redis_connect()
+            return manager.redis, manager.pubsub
+        finally:
+            manager.redis, manager.pubsub, manager.connected = kept
+
+    def _close_later(self, redis: Any, pubsub: Any) -> None:
+        closing = asyncio.ensure_future(_close_clients(redis, pubsub))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     def _redis_connect(self) -> None:
-        replaced = (self.redis, self.pubsub)
-        super()._redis_connect()
-        if replaced[0] is not None:
-            closing = asyncio.ensure_future(_close_clients(*replaced))
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+        """A new client for the publisher (python-socketio reconnects by calling this);
+        the one it replaces is closed."""
+        manager: Any = self  # python-socketio's attributes are untyped
+        replaced = manager.redis
+        manager.redis, _ = self._new_clients()
+        manager.connected = True
+        if replaced is not None:
+            self._close_later(replaced, None)
+
+    def _new_subscriber(self) -> Any:
+        """A new client and pub/sub for the listener; the ones it replaces are closed."""
+        manager: Any = self  # python-socketio's attributes are untyped
+        if self._listener_redis is not None:
+            self._close_later(self._listener_redis, manager.pubsub)
+        self._listener_redis, manager.pubsub = self._new_clients()
+        return manager.pubsub
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """python-socketio's listener loop, with the retries of LISTEN_RETRY_* and the
+        `after_gap` hook (see the class)."""
+        loop = asyncio.get_running_loop()
+        wait = LISTEN_RETRY_FIRST
+        lost_at: float | None = None
+        while True:
+            try:
+                pubsub = self._new_subscriber()
+                await pubsub.subscribe(self.channel)
+                if lost_at is not None:
+                    log.warning(
+                        "the Socket.IO Redis channel is subscribed again",
+                        extra={"lost_for_seconds": round(loop.time() - lost_at, 1)},
+                    )
+                    lost_at = None
+                    self._start_after_gap()
+                wait = LISTEN_RETRY_FIRST
+                async for message in pubsub.listen():
+                    yield message
+            except Exception as exc:
+                if self._closed:
+                    # redis-py turned the listener's cancellation into a ConnectionError
+                    raise asyncio.CancelledError from None
+                if lost_at is None:
+                    lost_at = loop.time()
+                    log.warning(
+                        "lost the Socket.IO Redis channel: other nodes' emits do not reach "
+                        "this node's clients until it is back; subscribing again every %g s",
+                        LISTEN_RETRY_MAX,
+                        extra={"error": outages.describe(exc)},
+                    )
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, LISTEN_RETRY_MAX)
+
+    def _start_after_gap(self) -> None:
+        if self.after_gap is None:
+            return
+        run = asyncio.create_task(self._after_gap(self.after_gap), name="socketio-after-gap")
+        self._after_gap_runs.add(run)
+        run.add_done_callback(self._after_gap_runs.discard)
+
+    async def _after_gap(self, hook: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await hook()
+        except Exception as exc:
+            if not outages.is_outage(exc):
+                log.exception("catching clients up after the Redis channel was lost failed")
+                return
+            log.warning(
+                "could not catch clients up after the Redis channel was lost",
+                extra={"error": outages.describe(exc)},
+            )
 
     async def _publish(self, data: Any) -> Any:
+        """python-socketio's publish (two tries, the second on a new client), warning
+        once per outage instead of twice per emit."""
         if self._closed:
             # the app is stopping: its clients are gone, and what the emit carried
             # is stored (the board's events are caught up by seq on reconnect)
             log.warning("emit after the Socket.IO manager closed, not published")
             return None
-        return await super()._publish(data)
+        manager: Any = self  # python-socketio's attributes are untyped
+        message = manager.json.dumps(data)
+        failure: Exception | None = None
+        for _ in range(2):
+            try:
+                if not manager.connected:
+                    self._redis_connect()
+                published = await manager.redis.publish(self.channel, message)
+            except Exception as exc:
+                failure = exc
+                manager.connected = False
+                continue
+            if self._publish_failing:
+                self._publish_failing = False
+                log.warning("publishing on the Socket.IO Redis channel works again")
+            return published
+        if not self._publish_failing and failure is not None:
+            self._publish_failing = True
+            log.warning(
+                "cannot publish on the Socket.IO Redis channel: emits reach this node's "
+                "clients only until it works again",
+                extra={"error": outages.describe(failure)},
+            )
+        return None
 
     async def close(self) -> None:
         self._closed = True
         listener: asyncio.Task[None] | None = getattr(self, "thread", None)
         if listener is not None:
             await _stop_listener(listener)
-        await _close_clients(self.redis, self.pubsub)
+        for run in self._after_gap_runs:
+            run.cancel()
+        await asyncio.gather(*self._after_gap_runs, return_exceptions=True)
+        await _close_clients(self.redis, None)
+        await _close_clients(self._listener_redis, self.pubsub)
         await asyncio.gather(*self._closing, return_exceptions=True)
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engineio import exceptions, packet
+from engineio import exceptions, packet, payload
 from engineio.async_socket import AsyncSocket
 
 from hub.fanout.frames import engineio_frame
@@ -120,6 +120,35 @@ class DirectSocket(AsyncSocket):
         frames = self.frames
         if frames is not None:
             frames.end()
+
+    async def handle_post_request(self, environ: dict[str, Any]) -> None:
+        """A long-polling POST: engineio's, except for a body that is no Engine.IO
+        payload (not UTF-8, an empty packet, a packet type past the last, bad base64).
+
+        engineio raises a plain ValueError there, which its server logs as "post
+        request handler error" with a traceback and answers 200: the garbage is
+        dropped without a word, and anyone may fill the log with tracebacks. As an
+        EngineIOError it gets what a broken websocket frame gets: the session is
+        closed, with a 400.
+        """
+        length = int(environ.get("CONTENT_LENGTH", "0"))
+        if length > self.server.max_http_buffer_size:
+            raise exceptions.ContentTooLongError()
+        body = await environ["wsgi.input"].read(length)
+        try:
+            packets = payload.Payload(encoded_payload=body.decode("utf-8")).packets
+            for pkt in packets:
+                if pkt.packet_type not in _PACKET_TYPES.values():
+                    raise ValueError(f"no Engine.IO packet type {pkt.packet_type!r}")
+        except ValueError as exc:  # UnicodeDecodeError is one too
+            self.server.logger.info(
+                "%s: closing a polling session that sent no Engine.IO payload: %s",
+                self.sid,
+                str(exc)[:200],
+            )
+            raise exceptions.EngineIOError(str(exc)) from None
+        for pkt in packets:
+            await self.receive(pkt)
 
     async def send(self, pkt: packet.Packet) -> None:
         frames = self.frames

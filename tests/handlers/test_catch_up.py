@@ -1,10 +1,14 @@
-"""Reconnect catch-up by seq, its window, and request ids as correlation ids."""
+"""Reconnect catch-up by seq, its window, request ids as correlation ids, and the
+nudge a node gives its clients after it lost the Redis channel (handlers/catch_up.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 
+from handlers import catch_up
+from handlers.socket_hub import HUB_NAMESPACES
 from tests.support import Hub
 
 
@@ -87,3 +91,33 @@ async def test_request_id_becomes_the_correlation_id(hub: Hub) -> None:
     finally:
         await conn.close()
     assert stored == "req-42:a.b" and count == 2
+
+
+async def test_after_a_lost_channel_the_boards_clients_here_get_its_newest_event(hub: Hub) -> None:
+    """Both servers (JSON, msgpack) nudge their own clients of the board, and nobody else."""
+    alice, bob = await hub.register("Alice"), await hub.register("Bob")
+    board_id = await hub.create_board(alice)
+    await hub.add_member(alice, board_id, bob, "viewer")
+    writer = await hub.peer(alice)
+    watchers = [await hub.peer(bob), await hub.peer(bob, msgpack=True)]
+    try:
+        for watcher in watchers:
+            assert (await watcher.call("board:join", {"board_id": board_id}))["ok"]
+        for n in range(3):
+            assert (await writer.call("task:create", {"board_id": board_id, "title": f"t{n}"}))[
+                "ok"
+            ]
+        for watcher in watchers:
+            await watcher.wait_for("task:created", 3)
+
+        nudged = [await catch_up.after_lost_channel(ns) for ns in hub.app[HUB_NAMESPACES]]
+
+        assert nudged == [1, 1]
+        for watcher in watchers:
+            again = await watcher.wait_for("task:created", 4)
+            assert again[-1]["seq"] == 3 and again[-1]["event_id"] == again[2]["event_id"]
+        await asyncio.sleep(0.2)
+        assert len(writer.events("task:created")) == 0  # not on the board: nothing
+    finally:
+        for peer in (writer, *watchers):
+            await peer.close()

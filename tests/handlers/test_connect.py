@@ -60,6 +60,24 @@ def _claims_of(account: Account) -> dict[str, Any]:
     return jwt.decode(account.access_token, options={"verify_signature": False})
 
 
+async def address_of_a_write(hub: Hub, peer: Peer, board_id: str) -> str:
+    """`peer` creates a task (and closes); the client address its event row records."""
+    try:
+        created = await peer.call("task:create", {"board_id": board_id, "title": "Here"})
+        assert created["ok"], created
+    finally:
+        await peer.close()
+    conn = await hub.db()
+    try:
+        metadata = await conn.fetchval(
+            "SELECT metadata FROM task_events WHERE task_id = $1",
+            uuid.UUID(created["data"]["task"]["id"]),
+        )
+    finally:
+        await conn.close()
+    return str(json.loads(metadata)["ip"])
+
+
 @pytest.mark.parametrize(
     "auth",
     [None, {}, {"token": ""}, {"token": None}, {"token": 12345}, {"jwt": "x"}, "a-token"],
@@ -224,17 +242,4 @@ async def test_a_socket_write_records_the_clients_own_address(hub: Hub) -> None:
     async with aiohttp.ClientSession(connector=connector) as session:
         peer = Peer(hub.url, alice.access_token, sio=socketio.AsyncClient(http_session=session))
         await peer.connect()
-        try:
-            created = await peer.call("task:create", {"board_id": board_id, "title": "Here"})
-            assert created["ok"], created
-        finally:
-            await peer.close()
-    conn = await hub.db()
-    try:
-        metadata = await conn.fetchval(
-            "SELECT metadata FROM task_events WHERE task_id = $1",
-            uuid.UUID(created["data"]["task"]["id"]),
-        )
-    finally:
-        await conn.close()
-    assert json.loads(metadata)["ip"] == "127.0.0.2"
+        assert await address_of_a_write(hub, peer, board_id) == "127.0.0.2"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from redis.asyncio import Redis
 
+from handlers import presence
+from handlers.socket_hub import HUB_NAMESPACES
 from tests.support import Hub
 
 
@@ -65,3 +68,47 @@ async def test_connection_keys_follow_the_socket(hub: Hub) -> None:
         assert await redis.scard(f"{prefix}ws:user:{alice.id}:connections") == 0
     finally:
         await redis.aclose()
+
+
+async def test_the_resync_after_an_outage_makes_redis_match_the_node(hub: Hub) -> None:
+    """What the heartbeat runs once Redis is back (handlers/presence.py): a connection
+    Redis still lists but the node no longer holds (it closed while Redis was down)
+    is removed and announced gone; a board a live connection left while its leave
+    could not be recorded is left; the live join stays."""
+    alice, bob = await hub.register("Alice"), await hub.register("Bob")
+    board_id = await hub.create_board(alice)
+    other_board = await hub.create_board(alice)
+    await hub.add_member(alice, board_id, bob, "viewer")
+    namespaces = hub.app[HUB_NAMESPACES]
+    store = namespaces.primary.deps.presence
+    node = hub.settings.node_id
+    watcher = await hub.peer(alice)
+    try:
+        await watcher.call("board:join", {"board_id": board_id})
+        await watcher.call("board:join", {"board_id": other_board})
+        # Bob's tab, closed while Redis was down: still on record
+        await store.add_connection("closed-tab", uuid.UUID(bob.id), node)
+        await store.join_board("closed-tab", uuid.UUID(bob.id), uuid.UUID(board_id), name="Bob")
+        await watcher.wait_for("presence")
+        # Alice left the other board while Redis was down: her join is still on record
+        (sid,) = namespaces.local_sids()
+        await namespaces.primary.leave_room(sid, f"board:{other_board}")
+
+        for ns in namespaces:
+            await presence.register_again(ns)
+        assert await presence.forget_closed(namespaces, node) == 1
+
+        left = await watcher.wait_for("presence", 2)
+        assert left[-1] == {
+            "board_id": board_id,
+            "user": {"id": bob.id, "name": "Bob"},
+            "state": "left",
+        }
+        assert await store.boards_of(sid) == {uuid.UUID(board_id)}
+        assert await store.connections_of(uuid.UUID(bob.id)) == []
+        listed = await watcher.call("presence:list", {"board_id": board_id})
+        assert [u["id"] for u in listed["data"]["users"]] == [alice.id]
+        listed = await watcher.call("presence:list", {"board_id": other_board})
+        assert listed["data"]["users"] == []
+    finally:
+        await watcher.close()

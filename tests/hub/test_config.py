@@ -84,6 +84,12 @@ def test_other_settings_name_their_variable() -> None:
     refused(env(BCRYPT_ROUNDS="3"), "BCRYPT_ROUNDS")
     refused(env(TASKHUB_ENV="staging"), "TASKHUB_ENV")
     refused(env(HEARTBEAT_INTERVAL="30", NODE_TTL="10"), "HEARTBEAT_INTERVAL")
+    refused(env(TRUSTED_PROXIES="10.0.0.0/8, balancer.internal"), "TRUSTED_PROXIES")
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    settings = Settings.from_env(env(TRUSTED_PROXIES="10.0.0.0/8, 127.0.0.1,::1"))
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
 
 
 def test_secrets_never_show_in_repr_or_summary() -> None:

@@ -66,7 +66,7 @@ class Case:
     id: str
     frames: tuple[Frame, ...]
     outcome: Outcome
-    code: str | None = None  # the ack's error code
+    code: str | None = None  # the ack's or the connect_error's error code
     msgpack: bool = False
 
 
@@ -207,8 +207,13 @@ JSON_CASES: Final[dict[str, list[Case]]] = {
     ],
     # CONNECTs the hub cannot grant: the connection stays on "/"
     "connect-refused": [
-        Case("connect-unknown-namespace", (f'40/admin,{{"token":"{TOKEN}"}}',), "connect_error"),
-        Case("connect-again", (f'40{{"token":"{TOKEN}"}}',), "connect_error"),
+        Case(
+            "connect-unknown-namespace",
+            (f'40/admin,{{"token":"{TOKEN}"}}',),
+            "connect_error",
+            "not_found",
+        ),
+        Case("connect-again", (f'40{{"token":"{TOKEN}"}}',), "connect_error", "conflict"),
     ],
     # an ACK for an id the hub never sent
     "acks-never-asked-for": [
@@ -502,6 +507,8 @@ async def _check(scene: Scene, case: Case, caplog: pytest.LogCaptureFixture) -> 
     elif case.outcome == "connect_error":
         refused = await raw.next_packet()
         assert refused is not None and refused.packet_type == sio_packet.CONNECT_ERROR, refused
+        # the shape of every refusal, with a documented code
+        assert isinstance(refused.data, dict) and refused.data["code"] == case.code, refused.data
     if case.outcome != "close":
         listed = await raw.call("presence:list", {"board_id": scene.board_id}, ack_id=ACK_ID + 1)
         assert listed["ok"], listed  # the offender's connection works as before

@@ -50,8 +50,8 @@ async def test_a_stopped_node_leaves_no_connection_open_on_redis(
             "socketio",
             "workers",
         }
-        # the clients leave first: a node stopped under connected clients waits for
-        # them up to its shutdown timeout
+        # the clients leave first, so the stop is quick (a node stopped under
+        # connected clients closes them with `server_shutdown`: tests/chaos/test_nodes.py)
         await peer.close()
         await watcher.close()
         await hub.server.close()

@@ -10,9 +10,16 @@ from typing import Any
 
 import pytest
 
-from handlers.socket_hub import HUB_NAMESPACE
+from handlers.socket_hub import HUB_NAMESPACE, HUB_NAMESPACES
 from protocol.client import TaskhubClient
-from protocol.errors import Forbidden, InvalidPayload, Unauthorized, Unavailable, VersionConflict
+from protocol.errors import (
+    Forbidden,
+    InvalidPayload,
+    Unauthorized,
+    Unavailable,
+    VersionConflict,
+    server_shutdown,
+)
 from protocol.models import PublicUser, TaskEvent, TaskStatus
 from protocol.replies import BoardJoined, PresenceChange
 from protocol.serializers import Serializer
@@ -310,3 +317,56 @@ async def test_a_connection_the_hub_closes_is_not_reopened(
         assert not client.sio.connected
     finally:
         await client.close()
+
+
+@SERIALIZERS
+async def test_a_node_shutting_down_is_left_and_come_back_to_losing_nothing(
+    start_hub: Callable[..., object], serializer: Serializer
+) -> None:
+    """`server_shutdown` asks the client to come back: it reconnects (here to the same
+    node, still up; behind a balancer, to a live one), sends again the write the close
+    cut off, applied once, and catches up the board by seq."""
+    stopping: Hub = await start_hub()  # type: ignore[misc]
+    other_node: Hub = await start_hub()  # type: ignore[misc]
+    alice, bob = await stopping.register("Alice"), await stopping.register("Bob")
+    board_id = await stopping.create_board(alice)
+    await stopping.add_member(alice, board_id, bob, "editor")
+    other = await other_node.peer(bob)
+    client = client_of(stopping, alice, serializer, reconnection_delay=1.5)
+    closings: list[dict[str, Any]] = []
+    seen: list[TaskEvent] = []
+    client.on("connection:closing", closings.append)
+    client.on("task:created", seen.append)
+    conn = await stopping.db()
+    try:
+        await client.connect()
+        await client.join_board(board_id)
+        for n in range(3):
+            sid = client.sio.get_sid("/")
+            write = asyncio.create_task(client.create_task(board_id, f"mine {n}"))
+            await asyncio.sleep(0.001 * n)  # the close lands before or after the emit
+            assert await stopping.app[HUB_NAMESPACES].close_local(server_shutdown()) == 1
+            await eventually(lambda: not client.sio.connected)
+            made = await other.call("task:create", {"board_id": board_id, "title": f"theirs {n}"})
+            assert made["ok"], made
+            event = await asyncio.wait_for(write, 15)
+            assert event.task.title == f"mine {n}"
+            assert client.sio.connected and client.sio.get_sid("/") != sid
+        assert [c["details"] for c in closings] == [{"reason": "server_shutdown"}] * 3
+        assert {c["code"] for c in closings} == {"unavailable"}
+        titles = await conn.fetch(
+            "SELECT title FROM tasks WHERE board_id = $1 ORDER BY title", uuid.UUID(board_id)
+        )
+        assert sorted(r["title"] for r in titles) == sorted(
+            [f"mine {n}" for n in range(3)] + [f"theirs {n}" for n in range(3)]
+        )
+        last = await conn.fetchval(
+            "SELECT max(seq) FROM task_events WHERE board_id = $1", uuid.UUID(board_id)
+        )
+        await eventually(lambda: client.last_seq(board_id) == last)
+        assert [e.seq for e in seen] == list(range(1, last + 1))
+        assert len(await client.presence(board_id)) >= 1  # in use, not ended
+    finally:
+        await conn.close()
+        await client.close()
+        await other.close()

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Locator, Page, Route, WebSocketRoute, expect
 
+from handlers.socket_hub import HUB_NAMESPACES
+from protocol.errors import server_shutdown
 from tests.support import Hub
 from tests.web.pages import (
     Gate,
@@ -173,6 +175,51 @@ async def test_a_dropped_connection_catches_up_from_its_last_seq(
     await expect(banner(away)).to_be_hidden()
     joins = [m for m in gate.sent if '"board:join"' in m]
     assert joins and '"since_seq":1' in joins[0], joins
+
+
+async def test_an_event_lost_on_the_way_is_fetched_when_the_next_one_shows_the_gap(
+    hub: Hub, browser: Browser
+) -> None:
+    """An event that never reached the page (its node lost the Redis channel for a
+    moment, say): the next one's seq shows the gap, and the page fetches what it
+    missed with `board:join` from its last seq, instead of skipping it for good."""
+    gate = Gate()
+    away, here = await shared_board(
+        hub, browser, "editor", "Before the gap", prepare_owner=gate.install
+    )
+    await expect(away.get_by_text("Before the gap")).to_be_visible()
+    lost = "Lost on the way"
+    # the room's task:created of this title is dropped; the join reply is not a 42 event
+    gate.hold(
+        lambda message: isinstance(message, str) and message.startswith("42") and lost in message
+    )
+    for title in (lost, "Right after it"):
+        await here.get_by_label("New task title").fill(title)
+        await here.get_by_label("New task title").press("Enter")
+        await expect(here.get_by_text(title)).to_be_visible()
+    await gate.kept_back.wait()
+    todo = away.get_by_role("list", name="To do tasks")
+    await expect(todo.get_by_text("Right after it")).to_be_visible()
+    await expect(todo.get_by_text(lost)).to_be_visible()
+    await expect(todo.locator("li.task")).to_have_count(3)
+    joins = [m for m in gate.sent if '"board:join"' in m and '"since_seq":1' in m]
+    assert joins, gate.sent
+
+
+async def test_a_node_shutting_down_sends_the_page_to_reconnect(hub: Hub, browser: Browser) -> None:
+    """A stopping node's `server_shutdown` farewell: the page comes back by itself
+    (socket.io-client would not, after a server's disconnect) and events flow again."""
+    away, here = await shared_board(hub, browser, "editor", "Before the restart")
+    await expect(away.get_by_text("Before the restart")).to_be_visible()
+
+    assert await hub.app[HUB_NAMESPACES].close_local(server_shutdown()) >= 2
+    await here.get_by_label("New task title").fill("After the restart")
+    await here.get_by_label("New task title").press("Enter")
+    await expect(here.get_by_text("After the restart")).to_be_visible(timeout=20_000)
+    todo = away.get_by_role("list", name="To do tasks")
+    await expect(todo.get_by_text("After the restart")).to_be_visible(timeout=20_000)
+    await expect(banner(away)).to_be_hidden()
+    await expect(banner(here)).to_be_hidden()
 
 
 async def drag(page: Page, card: Locator, target: Locator, y: float = 10) -> None:

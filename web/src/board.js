@@ -48,6 +48,8 @@ class BoardPage {
     this.highlights = new Map();  // task id -> who changed it a moment ago
     this.cards = new Map();  // task id -> {signature, element} as last drawn
     this.seq = null;
+    this.waiting = [];  // events that came after a gap, until the catch-up fills it
+    this.catchingUp = null;  // the join that fills a gap, while it runs
     this.board = null;
     this.banner = document.getElementById("banner");
     this.area = h("div", { className: "board-area" });
@@ -104,6 +106,8 @@ class BoardPage {
     return this.live.call(event, payload);
   }
 
+  /** Join the board's room, or join again with since_seq: the reply holds what
+   * came since. Returns whether it worked. */
   async join() {
     const payload = { board_id: this.boardId };
     if (this.seq !== null) payload.since_seq = this.seq;
@@ -113,7 +117,7 @@ class BoardPage {
     } catch (error) {
       this.built = false;
       show(this.area, h("p", { className: "error", role: "alert" }, error.message));
-      return;
+      return false;
     }
     this.say(null);
     this.board = reply.board;
@@ -127,11 +131,19 @@ class BoardPage {
       this.seq = Math.max(this.seq ?? 0, reply.seq);
     }
     this.render();
+    return true;
   }
 
   apply(event, render = true) {
     if (event.board_id !== this.boardId) return;
     if (this.seq !== null && event.seq <= this.seq) return;
+    if (this.seq !== null && event.seq > this.seq + 1) {
+      // One is missing: its node lost the link to the others for a moment, say.
+      // Fetch what came since the last one, then apply this one in its turn.
+      this.waiting.push(event);
+      this.catchUp();
+      return;
+    }
     this.seq = event.seq;
     if (event.actor_id && event.actor_id !== this.api.user?.id) this.highlight(event);
     const assignee = event.task.assignee_id;
@@ -142,6 +154,20 @@ class BoardPage {
     else this.tasks.set(event.task.id, this.withPendingMove(event.task));
     this.panel.changed(event.task);
     if (render) this.render();
+  }
+
+  /** Fill a gap in the board's seqs with a join from the last seq; the events
+   * that came after the gap are applied once it is filled. A failed join leaves
+   * them waiting for the next event or reconnect to try again. */
+  catchUp() {
+    if (this.catchingUp || this.closed) return;
+    this.catchingUp = this.join().then((filled) => {
+      this.catchingUp = null;
+      if (!filled) return;
+      const waiting = this.waiting.splice(0).sort((a, b) => a.seq - b.seq);
+      for (const event of waiting) this.apply(event, false);
+      this.render();
+    });
   }
 
   /** Who belongs to the board, for assignee names and pickers; asked again when

@@ -32,6 +32,20 @@ export class Live {
         this.retry = setTimeout(() => this.api.refreshSoon(), RETRY_REFUSED_MS);
       }
     });
+    // A node that stops (a deploy) closes its connections saying `server_shutdown`.
+    // socket.io-client does not reconnect after a server's disconnect by itself, so
+    // come back after a short random delay (the node's clients do not all arrive at
+    // once); the load balancer sends us to a live node, `whenConnected` joins again.
+    this.socket.on("connection:closing", (body) => { this.farewell = body?.details?.reason; });
+    this.socket.on("disconnect", (reason) => {
+      const farewell = this.farewell;
+      this.farewell = undefined;
+      if (reason !== "io server disconnect" || farewell !== "server_shutdown") return;
+      clearTimeout(this.retry);
+      this.retry = setTimeout(() => {
+        if (this.api.accessToken && !this.socket.connected && !this.socket.active) this.socket.connect();
+      }, 250 + Math.random() * 750);
+    });
     api.onToken((token) => this.tokenChanged(token));
     if (api.accessToken) this.tokenChanged(api.accessToken);
   }
