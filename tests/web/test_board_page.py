@@ -206,6 +206,20 @@ async def test_an_event_lost_on_the_way_is_fetched_when_the_next_one_shows_the_g
     assert joins, gate.sent
 
 
+async def test_a_page_whose_account_was_deactivated_signs_out(hub: Hub, browser: Browser) -> None:
+    """The hub closes the socket of a deactivated account (`account_inactive`, within
+    seconds); the page tries a refresh, is refused, and shows the sign-in form
+    instead of "Reconnecting…" forever."""
+    page = await (await browser.new_context()).new_page()
+    email = await sign_up(page, hub, "Leaving")
+    conn = await hub.db()
+    try:
+        await conn.execute("UPDATE users SET is_active = false WHERE email = $1", email)
+    finally:
+        await conn.close()
+    await expect(page.get_by_role("button", name="New here? Sign up")).to_be_visible(timeout=20_000)
+
+
 async def test_a_node_shutting_down_sends_the_page_to_reconnect(hub: Hub, browser: Browser) -> None:
     """A stopping node's `server_shutdown` farewell: the page comes back by itself
     (socket.io-client would not, after a server's disconnect) and events flow again."""

@@ -40,7 +40,14 @@ export class Live {
     this.socket.on("disconnect", (reason) => {
       const farewell = this.farewell;
       this.farewell = undefined;
-      if (reason !== "io server disconnect" || farewell !== "server_shutdown") return;
+      if (reason !== "io server disconnect") return;
+      if (farewell !== "server_shutdown") {
+        // Closed on purpose for the session's sake (token_expired, session_revoked,
+        // account_inactive): a refresh brings a new token, and the socket connects
+        // with it, or, when the login has ended, fails and signs the page out.
+        if (farewell && this.api.accessToken) this.api.refreshSoon();
+        return;
+      }
       clearTimeout(this.retry);
       this.retry = setTimeout(() => {
         if (this.api.accessToken && !this.socket.connected && !this.socket.active) this.socket.connect();
