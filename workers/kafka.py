@@ -13,12 +13,10 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from storage import outages
 from workers.deps import WorkerDeps
 
 log = logging.getLogger(__name__)
@@ -117,17 +115,11 @@ async def consume(
         await consumer.stop()
 
 
-# Failures that pass: a dependency is away. Anything else is the record's fault.
-OUTAGES: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    KafkaError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    RedisConnectionError,
-    RedisTimeoutError,
-)
+def _passing(exc: BaseException) -> bool:
+    """A failure that passes: a dependency is away (storage.outages, which also knows
+    the errors that only follow from a dropped database connection), or the broker.
+    Anything else is the record's fault."""
+    return isinstance(exc, KafkaError) or outages.is_outage(exc)
 
 
 async def _handle(
@@ -145,13 +137,17 @@ async def _handle(
         try:
             await handle(records)
             return True
-        except OUTAGES:
-            log.warning("a dependency is unavailable; retrying the batch", exc_info=True)
-            await sleep_or_stop(stop, delay)
-            delay = min(delay * 2, RETRY_MAX)
-            if stop.is_set():
-                return False
-        except Exception:
+        except Exception as exc:
+            if _passing(exc):
+                log.warning(
+                    "a dependency is unavailable; retrying the batch",
+                    extra={"worker": name, "error": outages.describe(exc)},
+                )
+                await sleep_or_stop(stop, delay)
+                delay = min(delay * 2, RETRY_MAX)
+                if stop.is_set():
+                    return False
+                continue
             if len(records) > 1:
                 for record in records:
                     if not await _handle(handle, [record], stop, name):
