@@ -21,7 +21,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from protocol.events import room_board, server_event_for
+from protocol.events import board_of_room, room_board, server_event_for
 from protocol.models import to_wire
 from storage import task_events
 
@@ -36,8 +36,9 @@ def _joined_boards(ns: HubNamespace) -> set[uuid.UUID]:
     boards: set[uuid.UUID] = set()
     for sid in list(ns.local_sids):
         for room in ns.rooms(sid):
-            if isinstance(room, str) and room.startswith("board:"):
-                boards.add(uuid.UUID(room.removeprefix("board:")))
+            board_id = board_of_room(room)
+            if board_id is not None:
+                boards.add(board_id)
     return boards
 
 

@@ -1,5 +1,6 @@
 """Wire names of every event, typed once."""
 
+import uuid
 from enum import StrEnum
 
 from protocol.models import Channel, ChannelKind
@@ -65,6 +66,16 @@ class TaskEventType(StrEnum):
 
 def room_board(board_id: object) -> str:
     return f"board:{board_id}"
+
+
+def board_of_room(room: object) -> uuid.UUID | None:
+    """The board whose room `room_board` named this; None for any other room."""
+    if not isinstance(room, str) or not room.startswith("board:"):
+        return None
+    try:
+        return uuid.UUID(room.removeprefix("board:"))
+    except ValueError:
+        return None
 
 
 def room_user(user_id: object) -> str:
