@@ -6,7 +6,7 @@ import uuid
 
 from aiohttp import web
 
-from handlers import presence
+from handlers import presence, revocation
 from handlers.accounts import active_user
 from handlers.audit_context import request_metadata
 from handlers.rest import DEPS, bearer, body, json_response, path_uuid, query
@@ -114,7 +114,8 @@ async def remove_member(request: web.Request) -> web.Response:
             data={"user_id": str(user_id), "role": str(target) if target else None},
         )
     # the removed member stops hearing the board now, on every node
-    await presence.evict_from_board(request.app[HUB_NAMESPACE], user_id, board_id)
+    async with revocation.left_to_sweep("evicting a removed member", user_id=str(user_id)):
+        await presence.evict_from_board(request.app[HUB_NAMESPACE], user_id, board_id)
     return web.Response(status=204)
 
 

@@ -21,7 +21,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from protocol.events import board_of_room, room_board, server_event_for
+from handlers import presence
+from protocol.events import room_board, server_event_for
 from protocol.models import to_wire
 from storage import task_events
 
@@ -33,13 +34,7 @@ log = logging.getLogger(__name__)
 
 def _joined_boards(ns: HubNamespace) -> set[uuid.UUID]:
     """The boards that connections of this namespace on this node have joined."""
-    boards: set[uuid.UUID] = set()
-    for sid in list(ns.local_sids):
-        for room in ns.rooms(sid):
-            board_id = board_of_room(room)
-            if board_id is not None:
-                boards.add(board_id)
-    return boards
+    return set().union(*(presence.joined_boards(ns, sid) for sid in list(ns.local_sids)))
 
 
 async def after_lost_channel(ns: HubNamespace) -> int:

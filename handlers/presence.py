@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from protocol.errors import Unauthorized
-from protocol.events import ServerEvent, room_board, room_channel
+from protocol.events import ServerEvent, board_of_room, room_board, room_channel
 from protocol.models import PublicUser
 from storage import channels, outages, users
 from storage.presence import ConnectionGone, Departure
@@ -168,7 +169,7 @@ async def register_again(ns: HubNamespace) -> None:
             )
             continue
         try:
-            for board_id in sorted(_board_rooms(ns, sid)):
+            for board_id in sorted(joined_boards(ns, sid)):
                 joined = await ns.deps.presence.join_board(
                     sid, caller.user_id, board_id, name=caller.name
                 )
@@ -180,30 +181,52 @@ async def register_again(ns: HubNamespace) -> None:
         # after: a join enters its room before it is recorded, so a join racing this
         # is never undone; a leave racing this finds nothing left to remove.
         recorded = await ns.deps.presence.boards_of(sid)
-        for board_id in sorted(recorded - _board_rooms(ns, sid)):
+        for board_id in sorted(recorded - joined_boards(ns, sid)):
             if await ns.deps.presence.leave_board(sid, caller.user_id, board_id, name=caller.name):
                 announced(ns)
 
 
-def _board_rooms(ns: HubNamespace, sid: str) -> set[uuid.UUID]:
+def joined_boards(ns: HubNamespace, sid: str) -> set[uuid.UUID]:
     """The boards whose rooms the connection is in: the ones it has joined."""
-    return {
-        uuid.UUID(room.removeprefix("board:"))
-        for room in ns.rooms(sid)
-        if isinstance(room, str) and room.startswith("board:")
-    }
+    return {board for board in map(board_of_room, ns.rooms(sid)) if board is not None}
 
 
 async def evict_from_board(ns: HubNamespace, user_id: uuid.UUID, board_id: uuid.UUID) -> None:
     """A removed member stops hearing the board, and its chat channels, at once, on
     every node."""
+    await evict(ns, user_id, board_id, await ns.deps.presence.connections_of(user_id))
+
+
+async def evict(
+    ns: HubNamespace, user_id: uuid.UUID, board_id: uuid.UUID, sids: Iterable[str]
+) -> None:
+    """Take these connections of `user_id` out of the board's room and its chat rooms,
+    then out of its presence.
+
+    Every room first: leaving a room of a connection on this node needs no Redis,
+    so while Redis is down they still stop hearing the board; the presence record
+    left behind is removed by the heartbeat's resync once Redis is back (the
+    failed write marks the presence unsynced).
+    """
+    sids = list(sids)
     room = room_board(board_id)
     async with ns.deps.pool.acquire() as conn:
         chat_rooms = [room_channel(c) for c in await channels.ids_on_board(conn, board_id)]
         (user,) = await users.public(conn, [user_id]) or [PublicUser(id=user_id, name="")]
-    for sid in await ns.deps.presence.connections_of(user_id):
+    for sid in sids:
         await ns.leave_room(sid, room)
         for chat_room in chat_rooms:
             await ns.leave_room(sid, chat_room)
-        if await ns.deps.presence.leave_board(sid, user_id, board_id, name=user.name):
+    for sid in sids:
+        try:
+            left = await ns.deps.presence.leave_board(sid, user_id, board_id, name=user.name)
+        except Exception as exc:
+            if not outages.is_outage(exc):
+                raise
+            log.info(
+                "an evicted connection stays on the board's presence until Redis is back",
+                extra={"sid": sid, "board_id": str(board_id), "error": outages.describe(exc)},
+            )
+            continue
+        if left:
             announced(ns)

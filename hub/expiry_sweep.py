@@ -1,5 +1,6 @@
 """The one task per node that closes connections whose token expired
-(handlers/expiry.py) or whose login ended (handlers/revocation.py).
+(handlers/expiry.py) or whose login ended, and takes connections out of boards
+their user was removed from (handlers/revocation.py).
 
 It only runs those sweeps over every Socket.IO server of the node, owned by the
 app's cleanup context like the heartbeat.
@@ -23,8 +24,9 @@ log = logging.getLogger(__name__)
 # How late after its token's `exp` a connection may close; also how often an idle
 # node wakes for it. See handlers.expiry.Expiries for why a sweep and not timers.
 SWEEP_INTERVAL = 1.0
-# How often the node's connections are checked against their logins (one query
-# per Socket.IO server): a logout or a deactivation takes effect within this.
+# How often the node's connections are checked against their logins and board
+# memberships (two queries per Socket.IO server): a logout, a deactivation or a
+# removed membership takes effect within this, even when its notice was lost.
 REVALIDATE_EVERY = 3  # sweeps
 # Seconds between two warnings while a dependency stays down.
 OUTAGE_WARN_EVERY = 60.0
@@ -40,6 +42,7 @@ async def _sweep(namespaces: HubNamespaces) -> None:
                 await expiry.close_expired(ns, now)
                 if count % REVALIDATE_EVERY == 0:
                     await revocation.close_ended(ns)
+                    await revocation.evict_removed(ns)
             except Exception as exc:
                 if not outages.is_outage(exc):
                     log.exception("closing expired or ended connections failed; retrying")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import asyncpg
@@ -80,6 +80,24 @@ async def access(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUID) -> A
         return None
     role = BoardRole(row["role"]) if row["role"] else None
     return Access(role=role, channel_id=row["channel_id"])
+
+
+async def not_members(
+    conn: Connection, pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """Of these (board, user) pairs, the ones that are not a membership (any more):
+    one query for every board a node's connections have joined."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return set()
+    rows = await conn.fetch(
+        """SELECT p.board_id, p.user_id FROM unnest($1::uuid[], $2::uuid[]) AS p(board_id, user_id)
+           WHERE NOT EXISTS (SELECT 1 FROM board_members m
+                             WHERE m.board_id = p.board_id AND m.user_id = p.user_id)""",
+        [board_id for board_id, _ in wanted],
+        [user_id for _, user_id in wanted],
+    )
+    return {(row["board_id"], row["user_id"]) for row in rows}
 
 
 async def role_of(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUID) -> BoardRole | None:

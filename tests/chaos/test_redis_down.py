@@ -9,7 +9,10 @@ steady stream of edits on one node watched from another (issue 7, point 7):
   the watcher of a board whose last edits were made while Redis was down (no
   later event shows it a gap: the node it is on tells it, see handlers/catch_up.py);
 - one NODE_TTL after Redis's return, nothing in Redis is left of the clients that
-  disconnected while it was down, and the presence list names only who is there.
+  disconnected while it was down, and the presence list names only who is there;
+- a member removed (through the other node) while Redis is down is answered 204,
+  and stops hearing the board within 5 s, though the notice that evicts at once
+  needs Redis: every node checks its connections' memberships itself.
 
 Timers are production's (HEARTBEAT_INTERVAL 5 s, NODE_TTL 15 s); the figures
 measured are printed (run with `-s`).
@@ -21,6 +24,7 @@ import asyncio
 import time
 import uuid
 
+import aiohttp
 import asyncpg
 import pytest
 from redis.asyncio import Redis
@@ -42,6 +46,7 @@ OUTAGE = 10.0
 NODE_TTL = 15.0  # the production default the nodes run with
 CROSS_NODE_WITHIN = 15.0
 EDITORS = 3
+EVICTED_WITHIN = 5.0  # issue 7 point 4: a removed membership, on every node
 TASK_EVENTS = ("task:created", "task:updated", "task:moved", "task:deleted")
 
 
@@ -60,6 +65,17 @@ async def _connected(node: Node, person: Person, board_id: str) -> TaskhubClient
     await hub.connect()
     await hub.join_board(board_id)
     return hub
+
+
+async def _remove_member(node: Node, owner: Person, board_id: str, user_id: str) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.delete(
+            f"{node.url}/api/boards/{board_id}/members/{user_id}",
+            headers={"Authorization": f"Bearer {owner.access_token}"},
+        ) as resp,
+    ):
+        return resp.status
 
 
 async def _leftovers(
@@ -88,12 +104,13 @@ async def _leftovers(
 async def test_ten_seconds_without_redis(deployed: Deployment) -> None:
     node_a = await deployed.node("node-a")
     node_b = await deployed.node("node-b")
-    people = await team(node_a.url, editors=EDITORS, watchers=3)
+    people = await team(node_a.url, editors=EDITORS, watchers=4)
     quiet = await team(node_a.url, editors=1, watchers=1)  # edited until Redis returns
     board_id = people.board_id
-    stayer, *leaving = people.watchers
+    stayer, removed, *leaving = people.watchers
     clients: list[TaskhubClient] = []
     stop = asyncio.Event()
+    quiet_stop = asyncio.Event()
     runs: list[asyncio.Task[None]] = []
     redis = Redis.from_url(deployed.redis.url, decode_responses=True)
     try:
@@ -112,6 +129,13 @@ async def test_ten_seconds_without_redis(deployed: Deployment) -> None:
             clients.append(hub)
             leavers.append((person, hub, hub.sio.get_sid()))
 
+        # a member on the editors' node, removed while Redis is down
+        removed_hub = await _connected(node_a, removed, board_id)
+        clients.append(removed_hub)
+        removed_heard: list[float] = []
+        for name in TASK_EVENTS:
+            removed_hub.on(name, lambda _: removed_heard.append(time.monotonic()))
+
         editors = []
         for person in people.editors:
             hub = await _connected(node_a, person, board_id)
@@ -124,7 +148,6 @@ async def test_ten_seconds_without_redis(deployed: Deployment) -> None:
         quiet_editor_hub = await _connected(node_a, quiet.editors[0], quiet.board_id)
         clients.append(quiet_editor_hub)
         quiet_editor = await Editor.on_board(quiet_editor_hub, quiet.board_id)
-        quiet_stop = asyncio.Event()
 
         runs = [asyncio.create_task(editor.run(stop, pause=0.1)) for editor in editors]
         runs.append(asyncio.create_task(quiet_editor.run(quiet_stop, pause=0.2)))
@@ -135,7 +158,12 @@ async def test_ten_seconds_without_redis(deployed: Deployment) -> None:
         acked_before = sum(len(e.acked) for e in editors)
         for _, hub, _ in leavers:
             await hub.close()
+        assert await _remove_member(node_b, people.owner, board_id, removed.id) == 204
+        removed_at = time.monotonic()
         await asyncio.sleep(OUTAGE - (time.monotonic() - killed))
+        assert removed_heard, "the member to remove heard nothing before"
+        evicted_after = removed_heard[-1] - removed_at
+        assert evicted_after <= EVICTED_WITHIN, f"still heard the board {evicted_after:.1f} s on"
         acked_during = sum(len(e.acked) for e in editors) - acked_before
         quiet_stop.set()
         await runs.pop()
@@ -186,6 +214,7 @@ async def test_ten_seconds_without_redis(deployed: Deployment) -> None:
                 f"after NODE_TTL: {await _leftovers(redis, keys, board_id, gone, nodes)}"
             ) from None
         clean = time.monotonic() - restarted
+        assert removed_heard[-1] - removed_at <= EVICTED_WITHIN, "heard the board again"
         present = {str(user.id) for user in await watcher_hub.presence(board_id)}
         assert present == {stayer.id, *(p.id for p in people.editors)}
 
@@ -202,10 +231,12 @@ async def test_ten_seconds_without_redis(deployed: Deployment) -> None:
             f"watcher complete ({len(history)} events) {caught_up:.1f} s after the edits "
             f"stopped; the quiet board's watcher had its {quiet_missed} missed events "
             f"{quiet_done:.2f} s after Redis returned; leavers gone from Redis "
-            f"{clean:.1f} s after its return"
+            f"{clean:.1f} s after its return; the member removed meanwhile heard the board "
+            f"for {max(evicted_after, 0):.1f} s after the removal's 204"
         )
     finally:
         stop.set()
+        quiet_stop.set()
         await asyncio.gather(*runs, return_exceptions=True)
         await close_all(clients)
         await redis.aclose()

@@ -3,6 +3,7 @@ seconds: a logout, a reused refresh token, a deactivated account."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import replace
@@ -87,4 +88,67 @@ async def test_a_deactivated_account_is_closed_everywhere(start_hub: Any) -> Non
     finally:
         await conn.close()
         for peer in peers + bobs:
+            await peer.close()
+
+
+async def test_a_membership_that_ends_without_notice_ends_the_board_for_its_sockets(
+    start_hub: Any,
+) -> None:
+    """No eviction notice goes out (an operator deletes the row; a removal made while
+    Redis was down is the same case): each node's own check takes the member's
+    sockets out of the board and its channel within WITHIN. They stay connected."""
+    first, second = await _two_nodes(start_hub)
+    alice, bob, carol = [await first.register(name) for name in ("Alice", "Bob", "Carol")]
+    board_id = await first.create_board(alice)
+    for member in (bob, carol):
+        await first.add_member(alice, board_id, member, "editor")
+    writer, control = Peer(second.url, alice.access_token), Peer(first.url, carol.access_token)
+    removed_ones = await _on_both(first, second, bob.access_token)
+    peers = [writer, control, *removed_ones]
+    conn = await first.db()
+    try:
+        for peer in (writer, control):
+            await peer.connect()
+        replies = [await peer.call("board:join", {"board_id": board_id}) for peer in peers]
+        assert all(reply["ok"] for reply in replies), replies
+        channel_id = replies[0]["data"]["channel_id"]
+
+        def heard() -> list[int]:
+            return [len(p.events("task:created")) for p in removed_ones]
+
+        assert (await writer.call("task:create", {"board_id": board_id, "title": "before"}))["ok"]
+        await wait_until(lambda: all(heard()))
+        await conn.execute(
+            "DELETE FROM board_members WHERE board_id = $1 AND user_id = $2",
+            uuid.UUID(board_id),
+            uuid.UUID(bob.id),
+        )
+        removed = last_heard = time.monotonic()
+        while time.monotonic() - removed < WITHIN + 1:
+            before = heard()
+            assert (await writer.call("task:create", {"board_id": board_id, "title": "x"}))["ok"]
+            await asyncio.sleep(0.2)
+            if heard() != before:
+                last_heard = time.monotonic()
+        assert last_heard - removed <= WITHIN
+
+        # Nothing of the board reaches them any more, tasks nor chat; the member
+        # who stayed hears both.
+        before, seen = heard(), len(control.events("task:created"))
+        assert (await writer.call("task:create", {"board_id": board_id, "title": "secret"}))["ok"]
+        assert (await writer.call("chat:send", {"channel_id": channel_id, "body": "secret"}))["ok"]
+        await control.wait_for("chat:message")
+        await wait_until(lambda: len(control.events("task:created")) > seen)
+        await asyncio.sleep(0.3)
+        assert heard() == before
+        assert all(p.events("chat:message") == [] for p in removed_ones)
+        assert all(p.sio.connected for p in removed_ones)
+        assert all(p.events("connection:closing") == [] for p in removed_ones)
+        left = [e for e in control.events("presence") if e["user"]["id"] == bob.id]
+        assert left and left[-1]["state"] == "left"
+        again = await removed_ones[0].call("board:join", {"board_id": board_id})
+        assert again["error"]["code"] == "forbidden"
+    finally:
+        await conn.close()
+        for peer in peers:
             await peer.close()
