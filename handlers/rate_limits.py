@@ -30,9 +30,20 @@ EVENT_LIMITS: dict[str, Limit] = {
 }
 
 
-async def charge(deps: Deps, action: str, user_id: uuid.UUID | str | None, ip: str | None) -> None:
+async def charge(
+    deps: Deps,
+    action: str,
+    user_id: uuid.UUID | str | None,
+    ip: str | None,
+    *,
+    in_turn: bool = False,
+) -> None:
     """Count one `action` of this user from this address, or refuse it with
     `rate_limited` and `retry_after` (seconds, rounded up to a tenth).
+
+    Both buckets are charged or neither, unless `in_turn`: then the address is
+    charged first and stays charged when the user's bucket refuses (as two
+    separate charges would, in one round trip).
 
     Redis being down lets the action through (one warning per outage), unless
     the limit is in FAIL_CLOSED: then the outage is raised, to be answered
@@ -42,7 +53,7 @@ async def charge(deps: Deps, action: str, user_id: uuid.UUID | str | None, ip: s
         return
     limiter = deps.rate_limiter
     try:
-        wait = await limiter.take(buckets)
+        wait = await limiter.take(buckets, in_turn=in_turn)
     except Exception as exc:
         if action in FAIL_CLOSED or not outages.is_outage(exc):
             raise

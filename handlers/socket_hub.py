@@ -198,17 +198,28 @@ class HubNamespace(socketio.AsyncNamespace):
         login_id: uuid.UUID | None = None
         ip = client_ip(environ["aiohttp.request"])
         try:
-            # the address pays before the token is checked: guessing tokens costs too
-            await rate_limits.charge(self.deps, Limit.CONNECT, None, ip)
             if is_api_token(token):
+                # a bot's user is known once its token is looked up: the address pays
+                # first (guessing tokens costs too), the user after
+                await rate_limits.charge(self.deps, Limit.CONNECT, None, ip)
                 bot = await bot_auth.authenticate(self.deps, token)
                 user, scopes, token_id = bot.user, bot.scopes, bot.token_id
                 expires_at = bot.expires_at.timestamp()
+                await rate_limits.charge(self.deps, Limit.CONNECT, user.id, None)
             else:
-                user, claims = await accounts.authenticate(self.deps, token)
+                # An access token names its user once its signature is checked, with no
+                # round trip: the address and then the user pay, in one script. A token
+                # that fails the check costs the address alone.
+                try:
+                    claims = self.deps.tokens.verify(token)
+                except HubError:
+                    await rate_limits.charge(self.deps, Limit.CONNECT, None, ip)
+                    raise
+                await rate_limits.charge(self.deps, Limit.CONNECT, claims.user_id, ip, in_turn=True)
+                async with self.deps.pool.acquire() as conn:
+                    user = await accounts.active_user(conn, claims)
                 expires_at = float(claims.expires_at)
                 login_id = claims.session_id
-            await rate_limits.charge(self.deps, Limit.CONNECT, user.id, None)
         except HubError as exc:
             raise refusal(exc) from None
         caller = Caller(
@@ -225,13 +236,13 @@ class HubNamespace(socketio.AsyncNamespace):
         await self.enter_room(sid, room_user(user.id))
         if caller.allows(Scope.CHAT_READ):
             await self.enter_room(sid, room_user_chat(user.id))
-        await self.deps.presence.add_connection(sid, user.id, self.deps.node_id, token_id)
+        # counted once registered, on every node: two connects racing for the last
+        # place may both be refused, never both let in
+        connections = await self.deps.presence.add_connection(
+            sid, user.id, self.deps.node_id, token_id
+        )
         try:
-            # counted once registered, on every node: two connects racing for the last
-            # place may both be refused, never both let in
-            too_many = rate_limits.over_connection_cap(
-                self.deps, await self.deps.presence.connection_count(user.id)
-            )
+            too_many = rate_limits.over_connection_cap(self.deps, connections)
             if too_many is not None:
                 raise refusal(too_many)
             if token_id is not None and not await bot_auth.still_live(self.deps, token_id):

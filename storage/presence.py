@@ -215,8 +215,11 @@ class Presence:
 
     async def add_connection(
         self, sid: str, user_id: uuid.UUID, node_id: str, token_id: uuid.UUID | None = None
-    ) -> None:
-        """Register a connection; `token_id` names the bot token it came with, if any."""
+    ) -> int:
+        """Register a connection; `token_id` names the bot token it came with, if any.
+
+        Returns how many connections the user has now, on all nodes (the per-user
+        cap), counted in the same transaction rather than in a round trip of its own."""
         k = self._keys
         with self._writing():
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -233,7 +236,9 @@ class Presence:
                 pipe.expire(k.connection(sid), self._ttl)
                 pipe.sadd(k.user_connections(user_id), sid)
                 pipe.hset(k.node_connections(node_id), sid, str(user_id))
-                await pipe.execute()
+                pipe.scard(k.user_connections(user_id))
+                *_, connections = await pipe.execute()
+        return int(connections)
 
     async def join_board(
         self,
@@ -302,10 +307,6 @@ class Presence:
         """The boards a connection is recorded as having joined."""
         members = await self._redis.smembers(self._keys.connection_boards(sid))
         return {uuid.UUID(_text(m)) for m in members}
-
-    async def connection_count(self, user_id: uuid.UUID) -> int:
-        """How many connections the user has, on all nodes (the per-user cap)."""
-        return int(await self._redis.scard(self._keys.user_connections(user_id)))
 
     async def connections_of_token(self, user_id: uuid.UUID, token_id: uuid.UUID) -> list[str]:
         """The user's live connections, on any node, that came with this API token."""

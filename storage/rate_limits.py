@@ -25,25 +25,34 @@ from storage.redis_client import OutageLog
 
 log = logging.getLogger(__name__)
 
-# KEYS: one bucket each. ARGV: for each key, its emission interval and its burst
-# span (both in microseconds). Returns 0 when every bucket had room (and each
-# was charged), else the microseconds until all of them would have room.
+# KEYS: one bucket each. ARGV[1]: '1' to charge the buckets in turn (each one
+# that has room is charged, up to the first that has none), '0' for all or none;
+# then, for each key, its emission interval and its burst span (both in
+# microseconds). Returns 0 when every bucket had room (and each was charged),
+# else the microseconds until the refusing one(s) would have room.
 _TAKE = """
 redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local in_turn = ARGV[1] == '1'
 local wait = 0
 local next_full = {}
 for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local span = tonumber(ARGV[2 * i])
+  local interval = tonumber(ARGV[2 * i])
+  local span = tonumber(ARGV[2 * i + 1])
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then tat = now end
   local after = tat + interval
   local early = after - span - now
-  if early > wait then wait = early end
-  next_full[i] = after
+  if in_turn then
+    if early > 0 then return early end
+    redis.call('SET', key, string.format('%d', after), 'PX', math.ceil((after - now) / 1000))
+  else
+    if early > wait then wait = early end
+    next_full[i] = after
+  end
 end
+if in_turn then return 0 end
 if wait > 0 then return wait end
 for i, key in ipairs(KEYS) do
   local ttl = math.ceil((next_full[i] - now) / 1000)
@@ -81,12 +90,16 @@ class RateLimiter:
         # what the callers say while Redis is down (they decide what then happens)
         self.outage = OutageLog(log, "rate limits")
 
-    async def take(self, buckets: Sequence[Bucket]) -> float:
+    async def take(self, buckets: Sequence[Bucket], *, in_turn: bool = False) -> float:
         """Charge one action to every bucket, or to none: 0.0 when allowed, else the
-        seconds to wait before all of them would allow it."""
+        seconds to wait before all of them would allow it.
+
+        `in_turn` charges them as separate checks one after the other would, in
+        one round trip: each bucket with room is charged until one has none (those
+        before it stay charged), and the wait is that one's."""
         if not buckets:
             return 0.0
-        args: list[int] = []
+        args: list[int] = [1 if in_turn else 0]
         for bucket in buckets:
             interval = bucket.rate.seconds * 1_000_000 / bucket.rate.count
             args += [math.ceil(interval), math.ceil(bucket.rate.seconds * 1_000_000)]
@@ -122,8 +135,9 @@ class RateLimits:
         per_user: Rate | None = getattr(self, f"{action}_user")
         per_ip: Rate | None = getattr(self, f"{action}_ip")
         found = []
-        if per_user is not None and user_id is not None:
-            found.append(Bucket(f"{action}:user", str(user_id), per_user))
+        # the address first: charged in turn, it pays even when the user is refused
         if per_ip is not None and ip:
             found.append(Bucket(f"{action}:ip", ip, per_ip))
+        if per_user is not None and user_id is not None:
+            found.append(Bucket(f"{action}:user", str(user_id), per_user))
         return found

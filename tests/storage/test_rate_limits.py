@@ -64,6 +64,25 @@ async def test_a_request_refused_by_one_bucket_charges_neither(
     assert await a.take([Bucket("chat:user", "u3", Rate(1, 60)), ip]) > 0
 
 
+async def test_buckets_charged_in_turn_keep_what_the_first_took(
+    two_nodes: tuple[RateLimiter, RateLimiter],
+) -> None:
+    """As two separate charges, address then user, would: a user refused still
+    cost the address, and an address refused charges the user nothing."""
+    a, b = two_nodes
+    ip = Bucket("connect:ip", "10.0.0.2", Rate(3, 60))
+    user = Bucket("connect:user", "u1", Rate(1, 60))
+    assert await a.take([ip, user], in_turn=True) == 0.0
+    wait = await b.take([ip, user], in_turn=True)
+    assert 59 < wait <= 60  # the user's bucket refused...
+    # ...after the address paid: one place left of its three
+    assert await a.take([ip, Bucket("connect:user", "u2", Rate(1, 60))], in_turn=True) == 0.0
+    third = Bucket("connect:user", "u3", Rate(1, 60))
+    assert await a.take([ip, third], in_turn=True) > 0
+    # the address refused before the user was looked at: u3 still has its place
+    assert await a.take([third]) == 0.0
+
+
 async def test_an_idle_bucket_leaves_no_key(
     services: dict[str, str], keys: RedisKeys, two_nodes: tuple[RateLimiter, RateLimiter]
 ) -> None:
