@@ -51,9 +51,10 @@ from storage.users import LiveLogin
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sent an event, as established at connect."""
+    """Who sent an event, as established at connect. One per connection, kept in its
+    session for as long as it lives: slots, not a __dict__ (idle memory, issue 5)."""
 
     sid: str
     user_id: uuid.UUID
