@@ -18,10 +18,8 @@ committed later reaches this node through the channel.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import TYPE_CHECKING
 
-from handlers import presence
 from protocol.events import room_board, server_event_for
 from protocol.models import to_wire
 from storage import task_events
@@ -32,15 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _joined_boards(ns: HubNamespace) -> set[uuid.UUID]:
-    """The boards that connections of this namespace on this node have joined."""
-    return set().union(*(presence.joined_boards(ns, sid) for sid in list(ns.local_sids)))
-
-
 async def after_lost_channel(ns: HubNamespace) -> int:
     """Send each joined board's newest event to this node's clients of the board;
     returns how many boards."""
-    boards = _joined_boards(ns)
+    boards = {board for board, sids in ns.joined_boards().items() if sids}
     if not boards:
         return 0
     async with ns.deps.pool.acquire() as conn:

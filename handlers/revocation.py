@@ -80,8 +80,9 @@ async def evict_removed(ns: HubNamespace) -> int:
     member of; returns how many (connection, board) pairs were evicted."""
     joined = [
         (sid, login.user_id, board_id)
-        for sid, login in list(ns.logins.items())
-        for board_id in presence.joined_boards(ns, sid)
+        for board_id, sids in ns.joined_boards().items()
+        for sid in sids
+        if (login := ns.logins.get(sid)) is not None
     ]
     if not joined:
         return 0
