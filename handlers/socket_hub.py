@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +21,10 @@ import socketio
 from aiohttp import web
 
 from handlers import accounts, bot_auth, presence, rate_limits
+from handlers.client_address import IPNetwork, client_address
 from handlers.deps import Deps
 from handlers.expiry import Expiries
-from handlers.rest import client_ip, unexpected
+from handlers.rest import unexpected
 from protocol import correlation, envelope
 from protocol.bots import Scope, is_api_token
 from protocol.catalog import Limit
@@ -50,6 +51,14 @@ from storage import emits, outages
 from storage.users import LiveLogin
 
 log = logging.getLogger(__name__)
+
+
+def _client_ip(environ: dict[str, Any], trusted: Sequence[IPNetwork]) -> str | None:
+    """The client's address, as `rest.client_ip` has it for a request: the Engine.IO
+    environ outlives its handshake request, and holds the TCP peer as REMOTE_ADDR
+    and the X-Forwarded-For headers joined in one."""
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    return client_address(environ.get("REMOTE_ADDR"), (forwarded,) if forwarded else (), trusted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +207,7 @@ class HubNamespace(socketio.AsyncNamespace):
         scopes: frozenset[str] | None = None
         token_id: uuid.UUID | None = None
         login_id: uuid.UUID | None = None
-        ip = client_ip(environ["aiohttp.request"])
+        ip = _client_ip(environ, self.deps.trusted_proxies)
         try:
             if is_api_token(token):
                 # a bot's user is known once its token is looked up: the address pays

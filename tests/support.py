@@ -209,6 +209,34 @@ async def settled_states(peer: Peer, user: Account, last: str, seconds: float) -
     return presence_states(peer, user)
 
 
+def websocket_handshake(netloc: str, key: str) -> bytes:
+    """The HTTP request that opens an Engine.IO websocket with this Sec-WebSocket-Key."""
+    return (
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        f"Host: {netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def client_frame(
+    payload: bytes, opcode: int = 0x1, *, final: bool = True, masked: bool = True, rsv: int = 0
+) -> bytes:
+    """A websocket frame as a client sends it (masked, RFC 6455), or breaks it."""
+    length = len(payload)
+    first = (0x80 if final else 0) | rsv | opcode
+    mask_bit = 0x80 if masked else 0
+    if length < 126:
+        head = struct.pack("!BB", first, mask_bit | length)
+    elif length < 65536:
+        head = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        head = struct.pack("!BBQ", first, mask_bit | 127, length)
+    if not masked:
+        return head + payload
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 class RawSocketIO:
     """Just enough of Engine.IO and Socket.IO over a raw TCP websocket to connect, join
     a board, and then stop reading — which no real client library lets one do."""
@@ -226,14 +254,7 @@ class RawSocketIO:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
         reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-                f"Host: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        writer.write(websocket_handshake(parts.netloc, base64.b64encode(os.urandom(16)).decode()))
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
         client = cls(reader, writer)
@@ -244,14 +265,7 @@ class RawSocketIO:
 
     def send(self, text: str) -> None:
         """A masked text frame, as RFC 6455 requires of clients."""
-        payload = text.encode()
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        if len(payload) < 126:
-            header = struct.pack("!BB", 0x81, 0x80 | len(payload))
-        else:
-            header = struct.pack("!BBH", 0x81, 0x80 | 126, len(payload))
-        self.writer.write(header + mask + masked)
+        self.writer.write(client_frame(text.encode()))
 
     async def receive(self) -> str:
         first, second = await self.reader.readexactly(2)

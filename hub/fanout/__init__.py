@@ -9,6 +9,10 @@ written to its transport at once, so packets keep the order they were sent in,
 and a broadcast is a loop of `transport.write(frame)`. Long-polling connections,
 connections still upgrading and emits that want a client ack keep the stock path.
 
+Reading is the hub's own too: after the handshake a websocket connection is taken
+from aiohttp (`upgrade.py`) and its frames are parsed by `connection.py`, so an
+idle connection keeps no request, handler task or reader queue.
+
 A connection whose client stops reading fills its transport buffer instead of a
 queue; past the configured bound it is dropped (`transport error`), which removes
 it from its rooms like any disconnect.

@@ -7,9 +7,12 @@ from typing import Final
 
 from engineio import packet as eio_packet
 
+CONTINUATION: Final = 0x0
 TEXT: Final = 0x1
 BINARY: Final = 0x2
 CLOSE: Final = 0x8
+PING: Final = 0x9
+PONG: Final = 0xA
 _FIN: Final = 0x80
 _HEADER_SHORT = struct.Struct("!BB")
 _HEADER_MEDIUM = struct.Struct("!BBH")
@@ -29,9 +32,14 @@ def websocket_frame(payload: bytes, opcode: int) -> bytes:
     return header + payload
 
 
+def close_frame(status: int) -> bytes:
+    """A close frame with this status code (RFC 6455, 7.4) and no reason text."""
+    return websocket_frame(struct.pack("!H", status), CLOSE)
+
+
 # A close frame with status 1000 (normal closure): what aiohttp sends when the server
 # closes a websocket, as the stock path does when a client misses its ping.
-CLOSE_NORMAL: Final = websocket_frame(struct.pack("!H", 1000), CLOSE)
+CLOSE_NORMAL: Final = close_frame(1000)
 
 
 def message_frame(socketio_packet: str | bytes) -> bytes:

@@ -15,9 +15,11 @@ from aiohttp import web
 from engineio import packet as eio_packet
 from socketio import packet
 
+from hub.fanout.connection import WebSocketConnection
 from hub.fanout.frames import message_frame
 from hub.fanout.socket import DirectSocket
-from hub.fanout.websocket import DirectWebSocket
+from hub.fanout.upgrade import handshake_response, release
+from hub.fanout.websocket import DirectWebSocket, shrink_environ, translate_request
 from protocol.errors import Conflict, HubError, NotFound
 from protocol.packets import MalformedPacket
 from storage import outages
@@ -31,10 +33,14 @@ class HubEngineServer(engineio.AsyncServer):
     def __init__(self, *, outbound_buffer_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.outbound_buffer_bytes = outbound_buffer_bytes
-        # closes of websocket connections still running (DirectSocket's handler)
+        # closes of websocket connections still running (their disconnects)
         self.closing: set[asyncio.Future[None]] = set()
         # engineio's driver table is module-wide; this server gets its own copy
-        self._async = {**self._async, "websocket": DirectWebSocket}  # type: ignore[has-type]
+        self._async = {  # type: ignore[has-type]
+            **self._async,  # type: ignore[has-type]
+            "websocket": DirectWebSocket,
+            "translate_request": translate_request,
+        }
 
     async def handle_request(self, request: web.Request) -> web.StreamResponse:
         """engineio's request handler, except for a websocket connect (the usual one),
@@ -43,8 +49,11 @@ class HubEngineServer(engineio.AsyncServer):
         call): the connection lives inside its request handler, so each of them, with
         its locals (the parsed query, the OPEN packet), would stay in memory for as
         long as it is connected. What engineio's `_handle_connect` does for the
-        websocket transport is done here, inline for the same reason. Anything else,
-        malformed or refused requests included, takes engineio's path."""
+        websocket transport is done here, inline for the same reason. Once the
+        handshake is answered, the connection itself leaves aiohttp for a
+        `WebSocketConnection` (`hub/fanout/upgrade.py`) and this handler returns:
+        nothing of the request stays. Anything else, malformed or refused requests
+        included, takes engineio's path."""
         if not self._is_websocket_connect(request):
             return await super().handle_request(request)  # type: ignore[no-any-return]
         environ: dict[str, Any] = self._async["translate_request"](request)
@@ -53,6 +62,11 @@ class HubEngineServer(engineio.AsyncServer):
             allowed = self._cors_allowed_origins(environ)
             if allowed is not None and origin not in allowed:
                 return await super().handle_request(request)  # type: ignore[no-any-return]
+
+        handshake = handshake_response(request)
+        if handshake is None:
+            # aiohttp's handshake refuses it, with its usual answer
+            return await super().handle_request(request)  # type: ignore[no-any-return]
 
         if self.start_service_task:  # type: ignore[has-type]  # engineio is untyped
             self.start_service_task = False
@@ -81,12 +95,21 @@ class HubEngineServer(engineio.AsyncServer):
                 self._unauthorized(accepted or None), environ
             )
         socket.schedule_ping()
-        ws = DirectWebSocket(socket._websocket_handler, self)
-        if await ws.accept(environ):
-            await socket._websocket_handler(ws)
-        if socket.closed and sid in self.sockets:
-            del self.sockets[sid]
-        return ws.response
+        connection = WebSocketConnection(socket, self.max_http_buffer_size)
+        try:
+            transport, tail = release(request, connection)
+        except ConnectionResetError:
+            await socket.close(wait=False, abort=True, reason=self.reason.TRANSPORT_CLOSE)
+            self.sockets.pop(sid, None)
+            raise
+        transport.write(handshake)
+        # engineio has read what it needs from the handshake; the request itself is
+        # let go, with aiohttp's connection (`release`)
+        shrink_environ(environ)
+        del environ["aiohttp.request"]
+        socket.run_on(connection, transport, tail)
+        # aiohttp finds its connection gone and drops this response
+        return web.Response(status=101)
 
     def end_websockets(self) -> int:
         """Close every websocket connection from this side, after what was written to

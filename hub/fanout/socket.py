@@ -10,33 +10,14 @@ from typing import Any
 from engineio import exceptions, packet, payload
 from engineio.async_socket import AsyncSocket
 
+from hub.fanout.client_packets import PACKET_TYPES, client_packet
+from hub.fanout.connection import WebSocketConnection
 from hub.fanout.frames import engineio_frame
 from hub.fanout.websocket import DirectWebSocket
 from hub.fanout.writer import FrameWriter
 
 # Every ping is the same bytes: the Engine.IO PING packet ("2") in a text frame.
 _PING_FRAME = engineio_frame(packet.Packet(packet.PING))
-_PACKET_TYPES = {str(kind): kind for kind in range(len(packet.packet_names))}
-
-
-def client_packet(message: str | bytes) -> packet.Packet:
-    """The Engine.IO packet of one websocket message from a client; ValueError when
-    it is none.
-
-    engineio's decoder trusts its input: a text message that does not start with a
-    packet type raised out of the reader loop (the socket was then never closed nor
-    its disconnect run), a type past the last one raised while being logged, and a
-    MESSAGE's text is tried as JSON first (`4true` became a Socket.IO DISCONNECT, a
-    ten-thousand-deep `4[[[` a RecursionError). Here a MESSAGE's text stays text
-    for the Socket.IO parser; and since binary data comes in binary messages over
-    websocket, engineio's base64 form (`b...`) is refused like any other garbage.
-    """
-    if isinstance(message, bytes):
-        return packet.Packet(packet.MESSAGE, data=message)
-    kind = _PACKET_TYPES.get(message[:1])
-    if kind is None:
-        raise ValueError(f"not an Engine.IO packet: {message[:16]!r}")
-    return packet.Packet(kind, data=message[1:])
 
 
 class DirectSocket(AsyncSocket):
@@ -138,7 +119,7 @@ class DirectSocket(AsyncSocket):
         try:
             packets = payload.Payload(encoded_payload=body.decode("utf-8")).packets
             for pkt in packets:
-                if pkt.packet_type not in _PACKET_TYPES.values():
+                if pkt.packet_type not in PACKET_TYPES.values():
                     raise ValueError(f"no Engine.IO packet type {pkt.packet_type!r}")
         except ValueError as exc:  # UnicodeDecodeError is one too
             self.server.logger.info(
@@ -171,15 +152,26 @@ class DirectSocket(AsyncSocket):
             writer.write(frame)
         return True
 
-    def _start_writing(self, ws: DirectWebSocket, *, release_queue: bool) -> None:
+    def run_on(
+        self, connection: WebSocketConnection, transport: asyncio.Transport, tail: bytes
+    ) -> None:
+        """A websocket connect's socket, from its first frame on: written to through
+        a `FrameWriter`, read by `connection` (which now owns the transport, and has
+        `tail`, what was read past the handshake)."""
+        self.connected = True
+        self.upgraded = True
+        self._start_writing(transport, release_queue=True)
+        self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
+        connection.start(transport, tail)
+
+    def _start_writing(self, transport: asyncio.Transport, *, release_queue: bool) -> FrameWriter:
         """From here on packets go to the transport; what was queued before (the OPEN
         packet, or what arrived during an upgrade) goes first, in order.
 
         A socket that was never polled lets the emptied queue go: nothing waits on it.
         One upgraded from polling keeps it, in case a poll request still holds it.
         """
-        assert ws.transport is not None
-        frames = FrameWriter(ws.transport, self.server.outbound_buffer_bytes, self.sid)
+        frames = FrameWriter(transport, self.server.outbound_buffer_bytes, self.sid)
         queue = self.queue
         while True:
             try:
@@ -189,7 +181,7 @@ class DirectSocket(AsyncSocket):
             queue.task_done()
             if pkt is not None:
                 frames.write(engineio_frame(pkt))
-        ws.frames = self.frames = frames
+        self.frames = frames
         if release_queue:
             del self.__dict__["queue"]
         last_ping = self.last_ping
@@ -197,6 +189,13 @@ class DirectSocket(AsyncSocket):
             # a ping sent while polling is unanswered: its deadline still applies
             remaining = last_ping + self.server.ping_timeout - time.time()
             self._set_timer(max(remaining, 0.0), self._pong_missed)
+        return frames
+
+    def transport_gone(self) -> None:
+        """The connection ended: no more pings, and nothing written after it."""
+        self._stop_timer()
+        if self.frames is not None:
+            self.frames.close()
 
     async def _upgrade_read(self, ws: DirectWebSocket) -> packet.Packet:
         """A packet of the upgrade handshake, bounded and checked like every other one
@@ -244,7 +243,8 @@ class DirectSocket(AsyncSocket):
             self.connected = True
             self.upgraded = True
 
-        self._start_writing(ws, release_queue=not polled)
+        assert ws.transport is not None
+        ws.frames = self._start_writing(ws.transport, release_queue=not polled)
         server.logger.info("%s: Upgrade to websocket successful", self.sid)
 
         # no read timeout (engineio's wait_for is a task per read): a silent client
@@ -284,12 +284,20 @@ class DirectSocket(AsyncSocket):
         await asyncio.shield(closing)
 
     async def _close_after_reading(self, ws: DirectWebSocket) -> None:
-        server = self.server
         await ws.close()
-        if ws.frames is not None and ws.frames.overflowed:
+        await self.close_after_reading()
+
+    async def close_after_reading(self) -> None:
+        """Close the socket once its connection ended and what it sent was handled,
+        with the reason the connection ended for; the application's disconnect runs
+        here."""
+        server = self.server
+        if self.frames is not None and self.frames.overflowed:
             reason = server.reason.TRANSPORT_ERROR
         elif self.ping_missed:
             reason = server.reason.PING_TIMEOUT
         else:
             reason = server.reason.TRANSPORT_CLOSE
         await self.close(wait=False, abort=True, reason=reason)
+        if server.sockets.get(self.sid) is self:
+            del server.sockets[self.sid]

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiohttp import WSMessage, web
+from engineio.async_drivers import aiohttp as engineio_aiohttp
 
 from hub.fanout.writer import FrameWriter
 
@@ -41,6 +42,16 @@ _HANDSHAKE_ONLY = frozenset(
         "HTTP_PRAGMA",
     }
 )
+
+
+def translate_request(request: web.Request) -> dict[str, Any]:
+    """engineio's WSGI-style environ of a request, with the TCP peer as REMOTE_ADDR
+    (engineio's says 127.0.0.1 for everyone): a websocket connect lets its request
+    go once the handshake is done, and the Socket.IO connect that comes later needs
+    the client's address. None for a peer with no address (a Unix socket)."""
+    environ: dict[str, Any] = engineio_aiohttp.translate_request(request)
+    environ["REMOTE_ADDR"] = request.remote
+    return environ
 
 
 def shrink_environ(environ: dict[str, Any]) -> None:

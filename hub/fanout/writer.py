@@ -45,14 +45,15 @@ class FrameWriter:
             )
             transport.abort()
 
-    def end(self) -> None:
-        """Close the websocket from this side: a close frame, then the connection
-        once what is buffered went out (a dead client's is dropped by the kernel)."""
+    def end(self, close_frame: bytes = CLOSE_NORMAL) -> None:
+        """Close the websocket from this side: a close frame (normal closure unless
+        told otherwise), then the connection once what is buffered went out (a dead
+        client's is dropped by the kernel)."""
         if self._closed:
             return
         self._closed = True
         if not self._transport.is_closing():
-            self._transport.write(CLOSE_NORMAL)
+            self._transport.write(close_frame)
             self._transport.close()
 
     def close(self) -> None:
