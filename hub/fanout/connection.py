@@ -9,8 +9,9 @@ transport and its Engine.IO socket; a task exists only while messages are handle
 
 What the client sends is checked as aiohttp checked it (RFC 6455): frames must be
 masked, use no extension bits, control frames short and whole, text valid UTF-8, a
-message no longer than the Engine.IO server's `max_http_buffer_size`. A frame that
-breaks a rule closes the connection with the status code for it.
+message no longer than the Engine.IO server's `max_http_buffer_size` nor in more
+than 1024 frames. A frame that breaks a rule closes the connection with the status
+code for it.
 """
 
 from __future__ import annotations
@@ -38,8 +39,13 @@ MESSAGE_TOO_BIG: Final = ws.close_frame(1009)
 # Reading stops while this many bytes of messages wait for their socket to take them,
 # and starts again once it took them all: a client that sends faster than its
 # messages are handled waits in TCP, not in the hub's memory (aiohttp's reader
-# queue has the same bound).
+# queue has the same bound). Each message counts its packet object too, so a flood
+# of empty messages is stopped as soon.
 _PENDING_BYTES_LIMIT: Final = 64 * 1024
+_MESSAGE_COST: Final = 256
+# A message may come in this many frames at most: each frame is a step of the parser,
+# and zero-length continuations would otherwise never reach the size limit.
+_MAX_FRAMES_PER_MESSAGE: Final = 1024
 
 
 def unmask(mask: bytes, payload: bytes) -> bytes:
@@ -64,9 +70,9 @@ class WebSocketConnection(asyncio.Protocol):
     __slots__ = (
         "_buffer",
         "_failed",
+        "_fragment_frames",
         "_fragment_opcode",
         "_fragments",
-        "_fragments_size",
         "_handling",
         "_lost",
         "_max_size",
@@ -82,8 +88,8 @@ class WebSocketConnection(asyncio.Protocol):
         self._max_size = max_size
         self._buffer = bytearray()
         self._failed = False
-        self._fragments: list[bytes] | None = None
-        self._fragments_size = 0
+        self._fragments: bytearray | None = None
+        self._fragment_frames = 0
         self._fragment_opcode: int | None = None
         # made when the first message comes: an empty deque is half a KiB
         self._pending: collections.deque[packet.Packet] | None = None
@@ -95,6 +101,7 @@ class WebSocketConnection(asyncio.Protocol):
         """Begin on a transport taken over mid-connection (no `connection_made`),
         with the bytes the previous protocol had read past the handshake."""
         self.transport = transport
+        self.socket.server.connections.add(self)
         if tail:
             self.data_received(tail)
 
@@ -133,7 +140,7 @@ class WebSocketConnection(asyncio.Protocol):
                 if not final or length > 125:
                     self._fail(PROTOCOL_ERROR)
                     return
-            elif self._fragments_size + length > self._max_size:
+            elif length + (len(self._fragments) if self._fragments else 0) > self._max_size:
                 self._fail(MESSAGE_TOO_BIG)
                 return
             frame_end = head + 4 + length
@@ -155,14 +162,17 @@ class WebSocketConnection(asyncio.Protocol):
             if fragments is None or self._fragment_opcode is None:
                 self._fail(PROTOCOL_ERROR)
                 return False
-            fragments.append(payload)
-            self._fragments_size += len(payload)
+            fragments += payload
+            self._fragment_frames += 1
             if not final:
+                if self._fragment_frames >= _MAX_FRAMES_PER_MESSAGE:
+                    self._fail(MESSAGE_TOO_BIG)
+                    return False
                 return True
             opcode = self._fragment_opcode
-            payload = b"".join(fragments)
+            payload = bytes(fragments)
             self._fragments = None
-            self._fragments_size = 0
+            self._fragment_frames = 0
             self._fragment_opcode = None
         elif opcode in (ws.TEXT, ws.BINARY):
             if self._fragment_opcode is not None:
@@ -170,8 +180,8 @@ class WebSocketConnection(asyncio.Protocol):
                 return False
             if not final:
                 self._fragment_opcode = opcode
-                self._fragments = [payload]
-                self._fragments_size = len(payload)
+                self._fragments = bytearray(payload)
+                self._fragment_frames = 1
                 return True
         elif opcode == ws.CLOSE:
             # the client's closing handshake: answered, then the connection ends
@@ -204,7 +214,7 @@ class WebSocketConnection(asyncio.Protocol):
         if self._pending is None:
             self._pending = collections.deque()
         self._pending.append(pkt)
-        self._pending_bytes += len(payload)
+        self._pending_bytes += len(payload) + _MESSAGE_COST
         if self._pending_bytes >= _PENDING_BYTES_LIMIT and self.transport is not None:
             self.transport.pause_reading()
         if self._handling is None:
@@ -256,10 +266,17 @@ class WebSocketConnection(asyncio.Protocol):
         if self._lost:
             await socket.close_after_reading()
 
+    def abort(self) -> None:
+        """Cut the connection now, unsent bytes and all (a stopping node that waited
+        long enough for the client to read its goodbye)."""
+        if self.transport is not None:
+            self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._failed = True
         socket = self.socket
+        socket.server.connection_ended(self)
         socket.transport_gone()
         closing = self._handling
         if closing is None:

@@ -35,6 +35,12 @@ class HubEngineServer(engineio.AsyncServer):
         self.outbound_buffer_bytes = outbound_buffer_bytes
         # closes of websocket connections still running (their disconnects)
         self.closing: set[asyncio.Future[None]] = set()
+        # websocket connections taken from aiohttp and not yet lost: aiohttp's own
+        # shutdown no longer knows them (see `wait_connections_ended`)
+        self.connections: set[WebSocketConnection] = set()
+        self._none_left: asyncio.Event | None = None
+        # set once the node said goodbye to its websockets: none is taken over after
+        self.ending = False
         # engineio's driver table is module-wide; this server gets its own copy
         self._async = {  # type: ignore[has-type]
             **self._async,  # type: ignore[has-type]
@@ -94,14 +100,18 @@ class HubEngineServer(engineio.AsyncServer):
             return await self._make_response(  # type: ignore[no-any-return]
                 self._unauthorized(accepted or None), environ
             )
+        if self.ending:
+            # authenticated while the node was saying goodbye: the client goes elsewhere
+            await self._drop(socket)
+            raise web.HTTPServiceUnavailable(reason="shutting down")
         socket.schedule_ping()
         connection = WebSocketConnection(socket, self.max_http_buffer_size)
         try:
             transport, tail = release(request, connection)
         except ConnectionResetError:
-            await socket.close(wait=False, abort=True, reason=self.reason.TRANSPORT_CLOSE)
-            self.sockets.pop(sid, None)
-            raise
+            # gone during the handshake; whatever is answered goes nowhere
+            await self._drop(socket)
+            return web.Response(status=499, reason="Client Closed Request")
         transport.write(handshake)
         # engineio has read what it needs from the handshake; the request itself is
         # let go, with aiohttp's connection (`release`)
@@ -110,6 +120,31 @@ class HubEngineServer(engineio.AsyncServer):
         socket.run_on(connection, transport, tail)
         # aiohttp finds its connection gone and drops this response
         return web.Response(status=101)
+
+    async def _drop(self, socket: DirectSocket) -> None:
+        """Close a socket that never got its websocket."""
+        await socket.close(wait=False, abort=True, reason=self.reason.TRANSPORT_CLOSE)
+        if self.sockets.get(socket.sid) is socket:
+            del self.sockets[socket.sid]
+
+    async def wait_connections_ended(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the websocket connections taken from aiohttp
+        to end (their clients read what was written last, the close frame among it),
+        then cut those still open. aiohttp's shutdown waited for them as its requests;
+        it no longer knows them."""
+        if self.connections:
+            self._none_left = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._none_left.wait()
+        for connection in list(self.connections):
+            connection.abort()
+        await asyncio.sleep(0)  # an aborted transport reports its loss on the next pass
+
+    def connection_ended(self, connection: WebSocketConnection) -> None:
+        self.connections.discard(connection)
+        if not self.connections and self._none_left is not None:
+            self._none_left.set()
 
     def end_websockets(self) -> int:
         """Close every websocket connection from this side, after what was written to
@@ -122,6 +157,7 @@ class HubEngineServer(engineio.AsyncServer):
         first: python-socketio's client takes one for "do not come back", and would
         see it before the `connection:closing` that says otherwise.
         """
+        self.ending = True
         ended = 0
         for socket in list(self.sockets.values()):
             frames = socket.frames if isinstance(socket, DirectSocket) else None
@@ -275,10 +311,13 @@ class HubSocketServer(socketio.AsyncServer):
         engine: HubEngineServer = self.eio
         return engine.end_websockets()
 
-    async def shutdown(self) -> None:
-        """Close every connection, and return once their disconnects have run."""
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Close every connection, and return once their disconnects have run; a
+        client that has not read its goodbye within `timeout` seconds is cut."""
         await super().shutdown()
-        closing = list(self.eio.closing)
+        engine: HubEngineServer = self.eio
+        await engine.wait_connections_ended(timeout)
+        closing = list(engine.closing)
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)
 

@@ -5,7 +5,7 @@ aiohttp has no public way to let a connection go: a websocket lives inside its
 request handler for as long as it is open, which keeps the parsed request, the
 handler's tasks and coroutines and the WebSocketResponse with its reader, queue and
 writer alive. `release` is the one place that touches aiohttp's `RequestHandler`
-internals to give the connection up; `tests/hub/test_connection_handover.py` fails
+internals to give the connection up; `tests/hub/test_websocket_frames.py` fails
 if an aiohttp release changes what it relies on.
 """
 

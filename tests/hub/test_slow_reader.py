@@ -14,6 +14,7 @@ from typing import Any
 from tests.support import Account, Hub, RawSocketIO
 
 BUFFER_BOUND = 64 * 1024
+CLOSE_OPCODE = 0x8
 MESSAGES = 600
 BODY = "x" * 9_990  # near the largest chat message: 600 of them (6 MB) are more than the
 # kernel buffers of a loopback connection (up to 4 MiB) can absorb for the slow reader
@@ -86,3 +87,50 @@ async def test_a_client_that_reads_slowly_but_keeps_up_stays(start_hub: Any) -> 
     finally:
         reader.close()
         await sender.close()
+
+
+async def _frames_until_the_end(client: RawSocketIO) -> list[tuple[int, bytes]]:
+    """Every frame the client can still read, with its opcode, until the stream ends."""
+    frames: list[tuple[int, bytes]] = []
+    reader = client.reader
+    try:
+        while True:
+            first, second = await asyncio.wait_for(reader.readexactly(2), 5)
+            length = second & 0x7F
+            if length == 126:
+                length = int.from_bytes(await reader.readexactly(2), "big")
+            elif length == 127:
+                length = int.from_bytes(await reader.readexactly(8), "big")
+            frames.append((first & 0x0F, await reader.readexactly(length)))
+    except asyncio.IncompleteReadError:
+        return frames
+
+
+async def test_a_stopping_node_cuts_a_client_that_does_not_read_its_goodbye(
+    start_hub: Any,
+) -> None:
+    """A node that stops gives its clients a few seconds to read their goodbye and the
+    close frame (hub/fanout/servers.py, `wait_connections_ended`); a client that
+    reads nothing is then cut, instead of its connection outliving the node's stop
+    (or the node waiting on it)."""
+    hub: Hub = await start_hub(OUTBOUND_BUFFER_BYTES=str(64 * 1024 * 1024))
+    alice, _, carol, board_id = await _board(hub)
+    sender = await hub.peer(alice)
+    slow = await RawSocketIO.connect(hub.url, carol.access_token)
+    try:
+        channel_id = (await sender.call("board:join", {"board_id": board_id}))["data"]["channel_id"]
+        assert (await slow.call("board:join", {"board_id": board_id}, ack_id=1))["ok"]
+        # from here on the slow reader reads nothing, until the node has stopped
+        for n in range(MESSAGES):
+            sent = await sender.call("chat:send", {"channel_id": channel_id, "body": f"{n}{BODY}"})
+            assert sent["ok"], sent
+        await sender.close()
+        await asyncio.wait_for(hub.server.close(), 30)
+        # the connection ends where the client's kernel buffers did: the goodbye and
+        # the close frame, behind the megabytes it did not read, were cut
+        frames = await _frames_until_the_end(slow)
+        assert 0 < len(frames) < MESSAGES
+        assert not [payload for opcode, payload in frames if opcode == CLOSE_OPCODE]
+        assert not [payload for _, payload in frames if b"connection:closing" in payload]
+    finally:
+        slow.close()

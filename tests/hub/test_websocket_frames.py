@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from hub.app import SOCKETIO_SERVERS
 from tests.support import Hub, websocket_handshake
 from tests.support import client_frame as frame
 
@@ -145,6 +146,22 @@ async def test_aiohttp_lets_go_of_a_websocket_connection(hub: Hub) -> None:
             assert isinstance(await _ack(ws, ack_id), dict)
 
 
+async def test_a_node_that_said_goodbye_takes_over_no_new_websocket(hub: Hub) -> None:
+    """Once a stopping node ended its websockets (`end_websockets`), a connect that was
+    still being authenticated is refused, not taken over after the goodbye."""
+    for server in hub.app[SOCKETIO_SERVERS].values():
+        server.end_websockets()  # type: ignore[attr-defined]
+    parts = urlsplit(hub.url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(websocket_handshake(parts.netloc, key))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+        assert head.startswith(b"HTTP/1.1 503"), head
+    finally:
+        writer.close()
+
+
 async def test_bytes_sent_with_the_handshake_are_read(hub: Hub) -> None:
     async with connected(hub, eager=True) as ws:
         ws.send(frame(event("presence:list", {}, 1)))
@@ -196,6 +213,10 @@ BROKEN: Final = {
     "message-over-the-limit": (frame(b"x" * (2**20 + 1))[:14], 1009),
     "fragments-over-the-limit": (
         frame(b"x" * 2**19, final=False) + frame(b"x" * (2**19 + 1), 0x0)[:14],
+        1009,
+    ),
+    "message-in-over-1024-frames": (
+        frame(b"4", final=False) + frame(b"", 0x0, final=False) * 1023,
         1009,
     ),
     "close-frame": (frame(struct.pack("!H", 1001), CLOSE), 1000),
