@@ -17,10 +17,11 @@ import base64
 import hashlib
 import json
 import os
+import random
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import pytest
@@ -194,6 +195,44 @@ async def test_a_client_sending_faster_than_it_is_handled_loses_nothing(hub: Hub
         ws.send(*[noop] * 300, *(frame(event("presence:list", {}, i)) for i in range(1, 6)))
         for ack_id in range(1, 6):
             assert isinstance(await _ack(ws, ack_id), dict)
+
+
+async def test_frames_cut_anywhere_by_tcp_are_read_whole(hub: Hub) -> None:
+    """Frames of every header size (7-bit and 16-bit lengths), a fragmented message
+    and a ping, sent a few bytes at a time: the hub reads each message whole, in
+    order, wherever the reads cut them."""
+    rng = random.Random(5)
+    async with connected(hub) as ws:
+        stream = b"".join(
+            [
+                frame(event("presence:list", {}, 1)),
+                frame(event("presence:list", {"pad": "x" * 300}, 2)),  # 16-bit length
+                frame(b"ping", PING),
+                frame(event("presence:list", {}, 3)[:5], final=False),
+                frame(event("presence:list", {}, 3)[5:], 0x0),
+                frame(event("presence:list", {"pad": "y" * 70_000}, 4)),  # 64-bit length
+            ]
+        )
+        at = 0
+        while at < len(stream):
+            step = rng.randint(1, 7) if at < 2000 else rng.randint(500, 5000)
+            ws.send(stream[at : at + step])
+            await ws.writer.drain()
+            await asyncio.sleep(0)
+            at += step
+        pongs: list[bytes] = []
+        acks: list[tuple[int, Any]] = []
+        while len(acks) < 4:
+            opcode, payload = await ws.frame()
+            if opcode == PONG:
+                pongs.append(payload)
+            elif payload.startswith(b"43"):
+                ack_id = int(payload[2:].split(b"[", 1)[0])
+                acks.append((ack_id, json.loads(payload[2 + len(str(ack_id)) :])[0]))
+        assert pongs == [b"ping"]
+        assert [ack_id for ack_id, _ in acks] == [1, 2, 3, 4]
+        # the 70 KB message was read whole: refused for its size, not as garbage
+        assert acks[3][1]["error"]["code"] == "payload_too_large", acks[3]
 
 
 BROKEN: Final = {
