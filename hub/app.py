@@ -140,12 +140,12 @@ async def _farewell(app: web.Application) -> None:
     once, through the load balancer to a live node, and announce the departures
     (presence).
 
-    aiohttp runs this after it stopped listening and before it waits for the open
-    requests, which for a websocket is its whole life: without it, every client hung
-    on for the shutdown timeout and then lost its connection without a word. A few
+    aiohttp runs this after it stopped listening. Without it, every client hung on
+    until the node went away and then lost its connection without a word. A few
     rounds: a connect that was being authenticated as a round began is only then
     ready to close. Then the websockets are ended from this side (see
-    `HubEngineServer.end_websockets`).
+    `HubEngineServer.end_websockets`); once the node has ended them, a connect still
+    being authenticated is refused instead of taken over.
     """
     namespaces = app.get(HUB_NAMESPACES)
     if namespaces is None:
@@ -162,9 +162,11 @@ async def _farewell(app: web.Application) -> None:
 
 async def _socketio_shutdown(app: web.Application) -> AsyncIterator[None]:
     yield
-    # The connections are closed by now (_farewell, or cut at the shutdown timeout):
-    # wait for their disconnects to have run, then stop the manager's Redis listener
-    # and clients.
+    # The connections were told to close (_farewell). Websockets are not aiohttp's
+    # requests once connected (hub/fanout/upgrade.py), so its shutdown did not wait
+    # for them: each server gives them a few seconds to be read to the end, cuts the
+    # rest, and waits for their disconnects to have run; then the manager's Redis
+    # listener and clients stop.
     for server in app[SOCKETIO_SERVERS].values():
         await server.shutdown()
     for server in app[SOCKETIO_SERVERS].values():
