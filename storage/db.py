@@ -21,18 +21,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """What a connection released to the pool needs besides asyncpg's own cleanup
-    (which rolls back a transaction left open): nothing.
-
-    asyncpg's default sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
-    RESET ALL;` on every release, a round trip (and the server's CPU) per acquire,
-    for session state the hub never sets: no advisory locks, no LISTEN, no cursor
-    outside a transaction, no session-level SET (a setting goes in `SET LOCAL`,
-    inside the transaction it is for). Measured on the edit path: see the commit.
-    """
-
-
 class _OutageWithoutTraceback(logging.Filter):
     """asyncpg's pool logs every failed attempt to restore its `min_size` connections
     (backing off from 1 s to 60 s) as a warning with a traceback. While the server is
@@ -65,12 +53,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Poo
     """
     _quiet_pool_outages()
     pool = await asyncpg.create_pool(
-        dsn,
-        min_size=min_size,
-        max_size=max_size,
-        init=_init_connection,
-        reset=_keep_session,
-        command_timeout=30,
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
     )
     assert pool is not None
     return pool
