@@ -6,7 +6,8 @@ request handler for as long as it is open, which keeps the parsed request, the
 handler's tasks and coroutines and the WebSocketResponse with its reader, queue and
 writer alive. `release` is the one place that touches aiohttp's `RequestHandler`
 internals to give the connection up; `tests/hub/test_websocket_frames.py` fails
-if an aiohttp release changes what it relies on.
+if an aiohttp release changes what it relies on, and `setup.cfg` caps aiohttp
+below its next minor version until that test has passed on it.
 """
 
 from __future__ import annotations
