@@ -66,7 +66,9 @@ def shrink_environ(environ: dict[str, Any]) -> None:
 class DirectWebSocket:
     """The interface engineio's socket expects from a driver (`send`, `wait`, `close`)
     plus `transport`, for the `FrameWriter` the socket puts in `frames` once the
-    connection is a websocket. Slotted: one lives as long as its connection."""
+    connection is a websocket. Only connections upgraded from long-polling use it: a
+    direct websocket connect is handed over to `connection.WebSocketConnection`
+    (`HubEngineServer.handle_request`). Slotted: one lives as long as its connection."""
 
     __slots__ = ("_sock", "environ", "frames", "handler", "server", "transport")
 
@@ -86,9 +88,7 @@ class DirectWebSocket:
         return self._sock
 
     async def accept(self, environ: dict[str, Any]) -> bool:
-        """The websocket handshake; False when the client left during it. Separate
-        from `__call__` so a websocket connect can run the handler one coroutine
-        frame shallower (see `HubEngineServer.handle_request`)."""
+        """aiohttp's websocket handshake; False when the client left during it."""
         request: web.Request = environ["aiohttp.request"]
         await self._sock.prepare(request)
         # a stream transport: write, write buffer size, abort
