@@ -9,10 +9,11 @@ from bench.scenarios import GENERATOR_LIMIT
 
 TASKHUB_NOTE = (
     "**What `taskhub` is in the fan-out:** the hub's own Socket.IO servers, built by "
-    "`hub.app._socketio_server` from the hub's `Settings` (JSON and msgpack, each with "
-    "the hub's Redis manager on the shared channel, the broadcast fast path of "
-    "`hub/fanout/`, uvloop) with a real Redis, so every broadcast is also published to "
-    "Redis and received by the sibling server as on a hub node. The publisher is a "
+    "`hub.app.socketio_server` from the hub's `Settings` (JSON and msgpack, their "
+    "managers members of the process's Socket.IO channel on Redis, the broadcast fast "
+    "path of `hub/fanout/`, uvloop) with a real Redis, so every broadcast is also "
+    "published to Redis and read back by the process's subscription, as on a hub node. "
+    "The publisher is a "
     "bench-only `publish` event, so the figure is the broadcast machinery alone; the "
     "edit-path section below measures the whole product path (JWT connect, `board:join`, "
     "`task:update` through PostgreSQL, the room emit). Redis runs as a child of the "

@@ -1,13 +1,14 @@
 """Taskhub's fan-out: the hub's own Socket.IO servers with a bench-only publisher.
 
 What is the hub's is everything on the broadcast path: the two servers `hub.app`
-builds (JSON and msgpack, each with the hub's Redis manager on the shared
-channel and the fast path of hub/fanout, the same ping, CORS and buffer
-settings, built by the hub's own factory), the hub's event loop choice, and a
-real Redis, so every emit is also published to Redis and taken in by the
-sibling server, as on a hub node. Subscribers are not authenticated users and
-the publisher is a `publish` event, so this measures the broadcast alone; the
-edit-path scenario (bench/edit_path.py) measures the whole product path.
+builds (JSON and msgpack, their managers members of the process's Socket.IO
+channel on Redis, the fast path of hub/fanout, the same ping, CORS and buffer
+settings, built by the hub's own factories), the hub's event loop choice, and a
+real Redis, so every emit is handed to the sibling server and published to
+Redis, and the process's subscription reads it back, as on a hub node.
+Subscribers are not authenticated users and the publisher is a `publish` event,
+so this measures the broadcast alone; the edit-path scenario
+(bench/edit_path.py) measures the whole product path.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from aiohttp import web
 
 from bench.readiness import ROOM, announce
 from hub import event_loop
-from hub.app import _socketio_server
+from hub.app import socketio_channel, socketio_server
 from hub.config import Settings
 from hub.devstack import free_port, redis_server_binary
 from protocol.serializers import Serializer
@@ -85,7 +86,10 @@ def bench_settings(redis_url: str, port: int) -> Settings:
 
 def build(settings: Settings) -> tuple[web.Application, socketio.AsyncServer]:
     app = web.Application()
-    servers = {serializer: _socketio_server(settings, serializer) for serializer in Serializer}
+    channel = socketio_channel(settings)
+    servers = {
+        serializer: socketio_server(settings, serializer, channel) for serializer in Serializer
+    }
     for serializer, server in servers.items():
         server.attach(app, socketio_path=serializer.socketio_path)
     sio = servers[Serializer.JSON]
@@ -103,6 +107,9 @@ def build(settings: Settings) -> tuple[web.Application, socketio.AsyncServer]:
     async def shutdown(app: web.Application) -> None:
         for server in servers.values():
             await server.shutdown()
+        for server in servers.values():
+            await server.manager.close()
+        await channel.close()
 
     app.on_shutdown.append(shutdown)
     return app, sio

@@ -1,11 +1,12 @@
 """The app factory: one aiohttp application holding the REST API and Socket.IO.
 
 Socket.IO is served twice, by one server per serializer: JSON at `/socket.io/`
-(browsers) and msgpack at `/socket.io-msgpack/` (bots). Both servers' Redis
-managers listen on the same channel; python-socketio handles an emit locally
-and publishes it, and every other manager (another host_id: the sibling server
-on this node, and both servers of every other node) delivers it to its own
-clients, so rooms hold clients of both kinds and every emit reaches both.
+(browsers) and msgpack at `/socket.io-msgpack/` (bots). Both servers' managers
+are members of the process's one Socket.IO channel on Redis
+(hub/fanout/redis_channel.py): an emit is delivered by its own server, handed
+to the sibling server in the process and published once for the other nodes,
+whose one subscription each hands it to both their servers; so rooms hold
+clients of both kinds and every emit reaches both.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from handlers.socket_hub import (
 from hub import expiry_sweep, heartbeat, maintenance
 from hub import web as web_page
 from hub.config import Settings
+from hub.fanout.redis_channel import SocketIOChannel
 from hub.fanout.servers import HubRedisManager, HubSocketServer
 from hub.metrics import HubMetrics
 from hub.tokens import JwtAccessTokens
@@ -49,6 +51,8 @@ SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", HubMetrics)
 # One Socket.IO server per serializer, each attached at its own path.
 SOCKETIO_SERVERS = web.AppKey("socketio_servers", dict[Serializer, socketio.AsyncServer])
+# The process's Socket.IO channel on Redis, which both servers' managers share.
+SOCKETIO_CHANNEL = web.AppKey("socketio_channel", SocketIOChannel)
 # Passes of the shutdown's farewell (see _farewell).
 FAREWELL_ROUNDS = 3
 
@@ -165,12 +169,13 @@ async def _socketio_shutdown(app: web.Application) -> AsyncIterator[None]:
     # The connections were told to close (_farewell). Websockets are not aiohttp's
     # requests once connected (hub/fanout/upgrade.py), so its shutdown did not wait
     # for them: each server gives them a few seconds to be read to the end, cuts the
-    # rest, and waits for their disconnects to have run; then the manager's Redis
-    # listener and clients stop.
+    # rest, and waits for their disconnects to have run; then the managers stop, and
+    # the channel's subscription ends and its publisher closes once Redis answered.
     for server in app[SOCKETIO_SERVERS].values():
         await server.shutdown()
     for server in app[SOCKETIO_SERVERS].values():
         await server.manager.close()
+    await app[SOCKETIO_CHANNEL].close()
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -178,18 +183,23 @@ async def metrics_view(request: web.Request) -> web.Response:
     return web.Response(body=metrics.render(), headers={"Content-Type": metrics.content_type})
 
 
-def _socketio_server(settings: Settings, serializer: Serializer) -> socketio.AsyncServer:
-    """A Socket.IO server with its own Redis manager on the shared channel."""
-    # Each manager has its own host_id: it skips only its own publications, so the
-    # sibling server on this node receives them like any other node's.
-    manager = HubRedisManager(
+def socketio_channel(settings: Settings) -> SocketIOChannel:
+    """The process's Socket.IO channel, for the servers `socketio_server` makes."""
+    return SocketIOChannel(
         settings.redis_url,
-        channel=settings.socketio_channel,
-        redis_options={"client_name": redis_client.client_name("socketio", settings.node_id)},
+        settings.socketio_channel,
+        publisher_name=redis_client.client_name("socketio-publisher", settings.node_id),
+        listener_name=redis_client.client_name("socketio-listener", settings.node_id),
     )
+
+
+def socketio_server(
+    settings: Settings, serializer: Serializer, channel: SocketIOChannel
+) -> socketio.AsyncServer:
+    """A Socket.IO server whose manager is a member of the process's `channel`."""
     return HubSocketServer(
         async_mode="aiohttp",
-        client_manager=manager,
+        client_manager=HubRedisManager(channel),
         serializer=serializer.packet_class,
         cors_allowed_origins=list(settings.cors_origins) or None,
         ping_interval=settings.ping_interval,
@@ -208,10 +218,14 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = HubMetrics()
-    servers = {serializer: _socketio_server(settings, serializer) for serializer in Serializer}
+    channel = socketio_channel(settings)
+    servers = {
+        serializer: socketio_server(settings, serializer, channel) for serializer in Serializer
+    }
     for serializer, server in servers.items():
         server.attach(app, socketio_path=serializer.socketio_path)
     app[SOCKETIO_SERVERS] = servers
+    app[SOCKETIO_CHANNEL] = channel
     app.add_routes(
         accounts.routes()
         + boards_rest.routes()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import engineio
@@ -14,9 +14,11 @@ import socketio
 from aiohttp import web
 from engineio import packet as eio_packet
 from socketio import packet
+from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from hub.fanout.connection import WebSocketConnection
 from hub.fanout.frames import message_frame
+from hub.fanout.redis_channel import SocketIOChannel
 from hub.fanout.socket import DirectSocket
 from hub.fanout.upgrade import handshake_response, release
 from hub.fanout.websocket import DirectWebSocket, shrink_environ, translate_request
@@ -415,112 +417,64 @@ class BroadcastManager(socketio.AsyncManager):
             await self.server._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, part))
 
 
-# The listener's wait before it tries to subscribe again after losing Redis, doubling
-# from the first to the last. python-socketio's doubles up to 60 s: after an outage
-# of 10 s its node heard the other nodes again 5 s after Redis was back, after one
-# of 16 s, 15 s after.
-LISTEN_RETRY_FIRST = 0.25
-LISTEN_RETRY_MAX = 1.0
+class HubRedisManager(AsyncPubSubManager, BroadcastManager):
+    """python-socketio's pub/sub manager on the process's `SocketIOChannel`, whose
+    local deliveries are `BroadcastManager`'s: the method order puts it between the
+    pub/sub layer and `AsyncManager`.
 
+    python-socketio's emit delivers here, then `_publish`es for everyone else: the
+    channel hands the message to the sibling server's manager in the process and
+    publishes it once for the other nodes. The channel's one subscription hands
+    this manager what the other nodes publish (`receive`).
 
-class HubRedisManager(socketio.AsyncRedisManager, BroadcastManager):
-    """python-socketio's Redis manager whose local deliveries are `BroadcastManager`'s:
-    the method order puts it between the pub/sub layer and `AsyncManager`.
-
-    python-socketio's manager has no stop, and it replaces its Redis clients on each
-    reconnect without closing the old ones: their sockets would stay open until the
-    garbage collector found them. Here a replaced client is closed, and `close`
-    ends the listener and closes the rest when the app stops. The listener and the
-    publisher have a client each: in python-socketio they share one, and a publish
-    that reconnected would replace, and here close, the listener's subscription.
-
-    When Redis goes away the listener subscribes again within LISTEN_RETRY_MAX of
-    its return, and then runs `after_gap` (the app sets it): what other nodes
+    When the channel was lost, its listener subscribes again within RETRY_MAX of
+    Redis's return and runs `after_gap` (the app sets it): what other nodes
     published meanwhile never reached this node, and the hook makes its clients
-    catch up. An emit meanwhile reaches this node's clients only. The listener and
-    the publisher each warn once per outage, not per attempt or per emit.
+    catch up. An emit meanwhile reaches this node's clients only.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._closing: set[asyncio.Future[None]] = set()
+    def __init__(self, channel: SocketIOChannel) -> None:
+        super().__init__(channel=channel.name)
+        self.bus = channel  # python-socketio's `channel` is the channel's name
         self._closed = False
-        self._listener_redis: Any = None  # the listener's client; `pubsub` is its pub/sub
-        self._publish_failing = False
         # run as a task of its own once the channel is subscribed again after a loss
         self.after_gap: Callable[[], Awaitable[object]] | None = None
         self._after_gap_runs: set[asyncio.Task[None]] = set()
+        channel.join(self)
 
-    def _new_clients(self) -> tuple[Any, Any]:
-        """A Redis client and its pub/sub, made as python-socketio makes them (sentinel
-        URLs included), leaving the manager's own in place."""
-        manager: Any = self  # python-socketio's attributes are untyped
-        kept = (manager.redis, manager.pubsub, manager.connected)
-        try:
-            super()._redis_connect()
-            return manager.redis, manager.pubsub
-        finally:
-            manager.redis, manager.pubsub, manager.connected = kept
+    def initialize(self) -> None:
+        """`AsyncManager`'s start, and the channel's subscription instead of a listener
+        task of this manager's own."""
+        super(AsyncPubSubManager, self).initialize()
+        self.bus.listen()
 
-    def _close_later(self, redis: Any, pubsub: Any) -> None:
-        closing = asyncio.ensure_future(_close_clients(redis, pubsub))
-        self._closing.add(closing)
-        closing.add_done_callback(self._closing.discard)
+    async def _publish(self, data: Any) -> None:
+        if self._closed:
+            # the app is stopping: its clients are gone, and what the emit carried
+            # is stored (the board's events are caught up by seq on reconnect)
+            log.warning("emit after the Socket.IO manager closed, not published")
+            return
+        await self.bus.send(self, data)
 
-    def _redis_connect(self) -> None:
-        """A new client for the publisher (python-socketio reconnects by calling this);
-        the one it replaces is closed."""
-        manager: Any = self  # python-socketio's attributes are untyped
-        replaced = manager.redis
-        manager.redis, _ = self._new_clients()
-        manager.connected = True
-        if replaced is not None:
-            self._close_later(replaced, None)
+    async def receive(self, message: dict[str, Any]) -> None:
+        """python-socketio's listener body for one message (`_thread`)."""
+        method = message["method"]
+        if method == "callback":
+            await self._handle_callback(message)
+        elif message.get("host_id") == self.host_id:
+            return
+        elif method == "emit":
+            await self._handle_emit(message)
+        elif method == "disconnect":
+            await self._handle_disconnect(message)
+        elif method == "enter_room":
+            await self._handle_enter_room(message)
+        elif method == "leave_room":
+            await self._handle_leave_room(message)
+        elif method == "close_room":
+            await self._handle_close_room(message)
 
-    def _new_subscriber(self) -> Any:
-        """A new client and pub/sub for the listener; the ones it replaces are closed."""
-        manager: Any = self  # python-socketio's attributes are untyped
-        if self._listener_redis is not None:
-            self._close_later(self._listener_redis, manager.pubsub)
-        self._listener_redis, manager.pubsub = self._new_clients()
-        return manager.pubsub
-
-    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
-        """python-socketio's listener loop, with the retries of LISTEN_RETRY_* and the
-        `after_gap` hook (see the class)."""
-        loop = asyncio.get_running_loop()
-        wait = LISTEN_RETRY_FIRST
-        lost_at: float | None = None
-        while True:
-            try:
-                pubsub = self._new_subscriber()
-                await pubsub.subscribe(self.channel)
-                if lost_at is not None:
-                    log.warning(
-                        "the Socket.IO Redis channel is subscribed again",
-                        extra={"lost_for_seconds": round(loop.time() - lost_at, 1)},
-                    )
-                    lost_at = None
-                    self._start_after_gap()
-                wait = LISTEN_RETRY_FIRST
-                async for message in pubsub.listen():
-                    yield message
-            except Exception as exc:
-                if self._closed:
-                    # redis-py turned the listener's cancellation into a ConnectionError
-                    raise asyncio.CancelledError from None
-                if lost_at is None:
-                    lost_at = loop.time()
-                    log.warning(
-                        "lost the Socket.IO Redis channel: other nodes' emits do not reach "
-                        "this node's clients until it is back; subscribing again every %g s",
-                        LISTEN_RETRY_MAX,
-                        extra={"error": outages.describe(exc)},
-                    )
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, LISTEN_RETRY_MAX)
-
-    def _start_after_gap(self) -> None:
+    def channel_regained(self) -> None:
         if self.after_gap is None:
             return
         run = asyncio.create_task(self._after_gap(self.after_gap), name="socketio-after-gap")
@@ -539,72 +493,9 @@ class HubRedisManager(socketio.AsyncRedisManager, BroadcastManager):
                 extra={"error": outages.describe(exc)},
             )
 
-    async def _publish(self, data: Any) -> Any:
-        """python-socketio's publish (two tries, the second on a new client), warning
-        once per outage instead of twice per emit."""
-        if self._closed:
-            # the app is stopping: its clients are gone, and what the emit carried
-            # is stored (the board's events are caught up by seq on reconnect)
-            log.warning("emit after the Socket.IO manager closed, not published")
-            return None
-        manager: Any = self  # python-socketio's attributes are untyped
-        message = manager.json.dumps(data)
-        failure: Exception | None = None
-        for _ in range(2):
-            try:
-                if not manager.connected:
-                    self._redis_connect()
-                published = await manager.redis.publish(self.channel, message)
-            except Exception as exc:
-                failure = exc
-                manager.connected = False
-                continue
-            if self._publish_failing:
-                self._publish_failing = False
-                log.warning("publishing on the Socket.IO Redis channel works again")
-            return published
-        if not self._publish_failing and failure is not None:
-            self._publish_failing = True
-            log.warning(
-                "cannot publish on the Socket.IO Redis channel: emits reach this node's "
-                "clients only until it works again",
-                extra={"error": outages.describe(failure)},
-            )
-        return None
-
     async def close(self) -> None:
+        """Stop publishing and catching up; the app closes the channel itself."""
         self._closed = True
-        listener: asyncio.Task[None] | None = getattr(self, "thread", None)
-        if listener is not None:
-            await _stop_listener(listener)
         for run in self._after_gap_runs:
             run.cancel()
         await asyncio.gather(*self._after_gap_runs, return_exceptions=True)
-        await _close_clients(self.redis, None)
-        await _close_clients(self._listener_redis, self.pubsub)
-        await asyncio.gather(*self._closing, return_exceptions=True)
-
-
-async def _stop_listener(listener: asyncio.Task[None], *, within: float = 5.0) -> None:
-    """Cancel the manager's listener until it ends: redis-py can turn a cancellation
-    that lands mid-read into a ConnectionError, which the listener takes for an
-    outage and retries; the next cancel lands in its wait before the retry."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not listener.done():
-        if asyncio.get_running_loop().time() > deadline:
-            log.warning("the Socket.IO Redis listener did not stop; leaving it")
-            return
-        listener.cancel()
-        await asyncio.wait({listener}, timeout=0.1)
-    if not listener.cancelled() and listener.exception() is not None:
-        log.warning("the Socket.IO Redis listener failed", exc_info=listener.exception())
-
-
-async def _close_clients(redis: Any, pubsub: Any) -> None:
-    """A Redis client of the manager and its pub/sub, closed; a broken one is closed too."""
-    with contextlib.suppress(Exception):
-        if pubsub is not None:
-            await pubsub.aclose()
-    with contextlib.suppress(Exception):
-        if redis is not None:
-            await redis.aclose()

@@ -41,8 +41,9 @@ from aiohttp.test_utils import TestServer
 from socketio import packet as sio_packet
 from socketio.msgpack_packet import MsgPackPacket
 
-from hub.app import _socketio_server
+from hub.app import socketio_channel, socketio_server
 from hub.config import Settings
+from hub.fanout.servers import HubRedisManager
 from hub.fanout.socket import DirectSocket
 from protocol.serializers import Serializer
 
@@ -527,6 +528,11 @@ class RawWebSocketClient:
                 await self._writer.wait_closed()
 
 
+def _fast_server(settings: Settings, serializer: Serializer) -> socketio.AsyncServer:
+    """The hub's server, on a Socket.IO channel of its own."""
+    return socketio_server(settings, serializer, socketio_channel(settings))
+
+
 def _stock_server(like: socketio.AsyncServer, redis_url: str) -> socketio.AsyncServer:
     """Stock python-socketio with the options of the hub's server, read back from it
     so the two cannot drift apart."""
@@ -559,16 +565,25 @@ async def _serving(server: socketio.AsyncServer, path: str) -> AsyncIterator[str
     finally:
         await server.shutdown()
         await http.close()
-        manager = server.manager
-        listener: asyncio.Task[None] | None = getattr(manager, "thread", None)
-        if listener is not None:
-            listener.cancel()
-            with suppress(asyncio.CancelledError):
-                await listener
-        if manager.pubsub is not None:
-            await manager.pubsub.aclose()
-        if manager.redis is not None:
-            await manager.redis.aclose()
+        await _stop_manager(server.manager)
+
+
+async def _stop_manager(manager: Any) -> None:
+    """The hub's manager and its channel closed; or stock python-socketio's Redis
+    listener cancelled and its clients closed (it has no stop of its own)."""
+    if isinstance(manager, HubRedisManager):
+        await manager.close()
+        await manager.bus.close()
+        return
+    listener: asyncio.Task[None] | None = getattr(manager, "thread", None)
+    if listener is not None:
+        listener.cancel()
+        with suppress(asyncio.CancelledError):
+            await listener
+    if manager.pubsub is not None:
+        await manager.pubsub.aclose()
+    if manager.redis is not None:
+        await manager.redis.aclose()
 
 
 async def _session(
@@ -633,7 +648,7 @@ async def test_fast_path_broadcasts_are_byte_identical_to_stock(
 ) -> None:
     assert BENCH_MODULES.is_dir(), "run `npm ci --prefix bench` (make test does)"
     settings = make_settings(SOCKETIO_CHANNEL=f"fast-{uuid.uuid4().hex}")
-    fast = _socketio_server(settings, serializer)
+    fast = _fast_server(settings, serializer)
     stock = _stock_server(fast, settings.redis_url)
 
     fast_seen, fast_acks = await _session(fast, serializer, fast=True)
@@ -697,7 +712,7 @@ async def test_msgpack_broadcast_to_polling_clients(
     to a room of long-polling clients (their polls are the first to encode the
     packet); the fast path must as well, byte for byte."""
     settings = make_settings(SOCKETIO_CHANNEL=f"fast-{uuid.uuid4().hex}")
-    fast = _socketio_server(settings, Serializer.MSGPACK)
+    fast = _fast_server(settings, Serializer.MSGPACK)
     stock = _stock_server(fast, settings.redis_url)
     try:
         stock_seen = await _polling_session(stock, Serializer.MSGPACK)
@@ -721,7 +736,7 @@ async def test_binary_broadcasts_reach_websocket_and_polling_clients_in_one_room
     recipient's poll fails on the cached raw bytes and it is dropped. The hub gives
     each queued recipient a packet of its own."""
     settings = make_settings(SOCKETIO_CHANNEL=f"fast-{uuid.uuid4().hex}")
-    server = _socketio_server(settings, serializer)
+    server = _fast_server(settings, serializer)
     path = serializer.socketio_path
     async with _serving(server, path) as url:
         websocket = PythonClient(PY_WEBSOCKET, serializer)

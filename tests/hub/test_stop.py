@@ -29,8 +29,9 @@ async def test_a_stopped_node_leaves_no_connection_open_on_redis(
     owner, member = await hub.register("Owner"), await hub.register("Member")
     board_id = await hub.create_board(owner)
     await hub.add_member(owner, board_id, member, "editor")
-    # every kind of client in use: presence, the pub/sub of both Socket.IO servers
-    # (JSON and msgpack), and the scheduler's Redis and room emitter
+    # every kind of client in use: presence, the Socket.IO channel's publisher and
+    # listener (both servers, JSON and msgpack, share them), and the scheduler's Redis
+    # and room emitter
     peer = await hub.peer(member, msgpack=True)
     watcher = await hub.peer(owner)
     assert (await watcher.call("board:join", {"board_id": board_id}))["ok"]
@@ -47,7 +48,8 @@ async def test_a_stopped_node_leaves_no_connection_open_on_redis(
         assert set(await _connection_roles(redis, node_id)) == {
             "emitter",
             "hub",
-            "socketio",
+            "socketio-listener",
+            "socketio-publisher",
             "workers",
         }
         # the clients leave first, so the stop is quick (a node stopped under

@@ -1,0 +1,193 @@
+"""The process's Socket.IO channel on a real Redis: siblings in the process get a
+message once, without Redis; other processes once, through one subscription
+each; a broken publisher connection loses nothing it had sent; an unreachable
+Redis never holds an emit up, and warns once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from hub.config import Settings
+from hub.fanout.redis_channel import SocketIOChannel
+from hub.fanout.redis_connection import RETRY_MAX
+from tests.chaos.stack import RedisServer
+
+WAIT = 10.0
+
+
+class Member:
+    """A manager as the channel sees it, recording what it is handed."""
+
+    def __init__(self, channel: SocketIOChannel) -> None:
+        self.host_id = uuid.uuid4().hex
+        self.received: list[dict[str, Any]] = []
+        self.regained = 0
+        self._arrived = asyncio.Event()
+        channel.join(self)
+
+    async def receive(self, message: dict[str, Any]) -> None:
+        self.received.append(message)
+        self._arrived.set()
+
+    def channel_regained(self) -> None:
+        self.regained += 1
+
+    def seqs(self) -> list[int]:
+        return [m["seq"] for m in self.received]
+
+    async def wait_for(self, count: int) -> None:
+        async def enough() -> None:
+            while len(self.received) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
+        try:
+            await asyncio.wait_for(enough(), WAIT)
+        except TimeoutError:
+            raise AssertionError(f"got {len(self.received)} of {count} messages") from None
+
+
+def emit(sender: Member, seq: int) -> dict[str, Any]:
+    return {"method": "emit", "event": "e", "data": [seq], "seq": seq, "host_id": sender.host_id}
+
+
+@pytest.fixture
+async def channels(
+    make_settings: Callable[..., Settings],
+) -> AsyncIterator[Callable[..., SocketIOChannel]]:
+    """Channels on one channel name, as two processes would have; closed after."""
+    settings = make_settings()
+    name = f"channel-{uuid.uuid4().hex}"
+    made: list[SocketIOChannel] = []
+
+    def make(url: str = settings.redis_url, client_name: str = "test") -> SocketIOChannel:
+        channel = SocketIOChannel(
+            url,
+            name,
+            publisher_name=f"{client_name}-{len(made)}:publisher",
+            listener_name=f"{client_name}-{len(made)}:listener",
+        )
+        made.append(channel)
+        return channel
+
+    yield make
+    for channel in made:
+        await channel.close()
+
+
+async def test_siblings_get_a_message_in_the_process_and_other_processes_through_redis(
+    channels: Callable[..., SocketIOChannel], make_settings: Callable[..., Settings]
+) -> None:
+    here, there = channels(), channels()
+    sender, sibling = Member(here), Member(here)
+    far = [Member(there), Member(there)]
+    for channel in (here, there):
+        channel.listen()
+        await asyncio.wait_for(channel.wait_subscribed(), WAIT)
+
+    await here.send(sender, emit(sender, 1))
+    assert sibling.seqs() == [1]  # handed over before `send` returned
+    for member in far:
+        await member.wait_for(1)
+    # a message from there comes here once, to both
+    await there.send(far[0], emit(far[0], 2))
+    await sender.wait_for(1)
+    await sibling.wait_for(2)
+    await far[1].wait_for(2)
+
+    redis = Redis.from_url(make_settings().redis_url, decode_responses=True)
+    try:
+        # one subscription per process, and this one's own message did not come back
+        assert (await redis.pubsub_numsub(here.name))[0][1] == 2
+        await asyncio.sleep(0.2)
+        assert sender.seqs() == [2] and sibling.seqs() == [1, 2]
+        assert [m.seqs() for m in far] == [[1], [1, 2]]
+    finally:
+        await redis.aclose()
+
+
+async def test_what_a_broken_publisher_connection_left_unanswered_is_sent_again(
+    channels: Callable[..., SocketIOChannel], make_settings: Callable[..., Settings]
+) -> None:
+    """Redis holds the PUBLISHes back (CLIENT PAUSE WRITE) and the publisher's
+    connection is killed with all of them unanswered: Redis never runs them, and
+    every message still reaches the other process, in order, on the next one."""
+    here, there = channels(client_name="here"), channels(client_name="there")
+    sender, receiver = Member(here), Member(there)
+    there.listen()
+    await asyncio.wait_for(there.wait_subscribed(), WAIT)
+    await here.send(sender, emit(sender, 0))  # the publisher is connected
+    await receiver.wait_for(1)
+
+    admin = Redis.from_url(make_settings().redis_url, decode_responses=True)
+    total = 3000
+    try:
+        publisher = [c for c in await admin.client_list() if c["name"] == "here-0:publisher"]
+        assert len(publisher) == 1, publisher
+        await admin.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
+        try:
+            for seq in range(1, total):
+                await here.send(sender, emit(sender, seq))
+            await asyncio.sleep(0.2)
+            assert receiver.seqs() == [0]  # held back
+            assert await admin.execute_command("CLIENT", "KILL", "ID", publisher[0]["id"]) == 1
+        finally:
+            await admin.execute_command("CLIENT", "UNPAUSE")
+        await receiver.wait_for(total)
+        names = [c["name"] for c in await admin.client_list()]
+        assert names.count("here-0:publisher") == 1  # a new connection, and only one
+    finally:
+        await admin.aclose()
+    assert receiver.seqs() == list(range(total))  # every one, in order, once
+
+
+async def test_while_redis_is_down_emits_go_on_and_each_role_warns_once(
+    channels: Callable[..., SocketIOChannel],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis killed -9: a publish returns at once (the message reaches this process
+    only), the publisher and the listener each warn once however many emits and
+    attempts; back, the listener subscribes again and tells the members once, and
+    messages cross again."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        here, there = channels(redis.url), channels(redis.url)
+        sender, sibling, receiver = Member(here), Member(here), Member(there)
+        for channel in (here, there):
+            channel.listen()
+            await asyncio.wait_for(channel.wait_subscribed(), WAIT)
+        await here.send(sender, emit(sender, 0))
+        await receiver.wait_for(1)
+
+        redis.kill()
+        caplog.clear()
+        for seq in range(1, 200):
+            await asyncio.wait_for(here.send(sender, emit(sender, seq)), WAIT)
+            await asyncio.sleep(0.01)  # two seconds of emits: several reconnect attempts
+        assert sibling.seqs() == list(range(200))
+        assert not there.subscribed
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert sum("Redis is unreachable" in w for w in warnings) == 1, warnings
+        assert sum("lost the Socket.IO Redis channel" in w for w in warnings) == 2, warnings
+
+        redis.start()
+        for channel in (here, there):
+            await asyncio.wait_for(channel.wait_subscribed(), RETRY_MAX + WAIT)
+        assert receiver.regained == 1 and sender.regained == 1 and sibling.regained == 1
+        await asyncio.sleep(RETRY_MAX)  # past the publisher's wait before its next try
+        await here.send(sender, emit(sender, 200))
+        await receiver.wait_for(2)
+        assert receiver.seqs() == [0, 200]
+        assert "publishing on the Socket.IO Redis channel: Redis is reachable again" in caplog.text
+    finally:
+        redis.kill()
