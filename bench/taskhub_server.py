@@ -107,8 +107,6 @@ def build(settings: Settings) -> tuple[web.Application, socketio.AsyncServer]:
     async def shutdown(app: web.Application) -> None:
         for server in servers.values():
             await server.shutdown()
-        for server in servers.values():
-            await server.manager.close()
         await channel.close()
 
     app.on_shutdown.append(shutdown)

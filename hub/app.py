@@ -169,13 +169,14 @@ async def _socketio_shutdown(app: web.Application) -> AsyncIterator[None]:
     # The connections were told to close (_farewell). Websockets are not aiohttp's
     # requests once connected (hub/fanout/upgrade.py), so its shutdown did not wait
     # for them: each server gives them a few seconds to be read to the end, cuts the
-    # rest, and waits for their disconnects to have run; then the managers stop, and
-    # the channel's subscription ends and its publisher closes once Redis answered.
-    for server in app[SOCKETIO_SERVERS].values():
-        await server.shutdown()
-    for server in app[SOCKETIO_SERVERS].values():
-        await server.manager.close()
-    await app[SOCKETIO_CHANNEL].close()
+    # rest, and waits for their disconnects to have run; then the channel's
+    # subscription ends, the managers stop, and its publisher closes once Redis
+    # answered what they published.
+    try:
+        for server in app[SOCKETIO_SERVERS].values():
+            await server.shutdown()
+    finally:
+        await app[SOCKETIO_CHANNEL].close()
 
 
 async def metrics_view(request: web.Request) -> web.Response:

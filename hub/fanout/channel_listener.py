@@ -16,7 +16,12 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Connection
 
-from hub.fanout.redis_connection import RETRY_FIRST, RETRY_MAX, open_connection
+from hub.fanout.redis_connection import (
+    CONNECT_TIMEOUT,
+    RETRY_FIRST,
+    RETRY_MAX,
+    open_connection,
+)
 from storage import outages
 
 log = logging.getLogger(__name__)
@@ -39,8 +44,11 @@ class ChannelListener:
         client_name: str,
         deliver: Callable[[bytes], Awaitable[None]],
         regained: Callable[[], None],
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self._url = url
+        self._connect_timeout = connect_timeout
         self._channel = channel
         self._client_name = client_name
         self._deliver = deliver
@@ -53,6 +61,14 @@ class ChannelListener:
     def start(self) -> None:
         if self._task is None and not self._closed:
             self._task = asyncio.create_task(self._run(), name="channel-listener")
+            self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self.subscribed.clear()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the Socket.IO Redis listener failed", exc_info=task.exception())
+        elif not self._closed:
+            log.error("the Socket.IO Redis listener stopped: other nodes' emits no longer arrive")
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -61,9 +77,12 @@ class ChannelListener:
         while True:
             connection: Connection | None = None
             try:
-                connection = await open_connection(self._url, self._client_name)
+                connection = await open_connection(
+                    self._url, self._client_name, timeout=self._connect_timeout
+                )
                 await connection.send_command("SUBSCRIBE", self._channel, check_health=False)
-                await connection.read_response()  # the subscription's confirmation
+                async with asyncio.timeout(self._connect_timeout):
+                    await connection.read_response()  # the subscription's confirmation
                 self.subscribed.set()
                 if lost_at is not None:
                     log.warning(
@@ -107,6 +126,7 @@ class ChannelListener:
         lands mid-read into a ConnectionError, which the loop takes for an outage
         unless it is closed; the next cancel lands in its wait before the retry."""
         self._closed = True
+        self.subscribed.clear()
         listener, self._task = self._task, None
         if listener is None:
             return
@@ -117,5 +137,3 @@ class ChannelListener:
                 return
             listener.cancel()
             await asyncio.wait({listener}, timeout=0.1)
-        if not listener.cancelled() and listener.exception() is not None:
-            log.warning("the Socket.IO Redis listener failed", exc_info=listener.exception())

@@ -22,7 +22,8 @@ import logging
 from typing import Any, Protocol
 
 from hub.fanout.channel_listener import ChannelListener
-from hub.fanout.channel_publisher import ChannelPublisher
+from hub.fanout.channel_publisher import MAX_UNANSWERED_BYTES, ChannelPublisher
+from hub.fanout.redis_connection import CONNECT_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +39,42 @@ class ChannelMember(Protocol):
     def channel_regained(self) -> None:
         """The channel is subscribed again after a loss: messages may have been missed."""
 
+    async def close(self) -> None:
+        """Stop: the channel no longer hands it anything, nor publishes for it."""
+
 
 class SocketIOChannel:
     """The process's publisher and subscription on the Socket.IO channel `name`."""
 
-    def __init__(self, url: str, name: str, *, publisher_name: str, listener_name: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        publisher_name: str,
+        listener_name: str,
+        max_unanswered_bytes: int = MAX_UNANSWERED_BYTES,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
         self.name = name
         self._members: list[ChannelMember] = []
         self._local_hosts: set[str] = set()
         # the names the two connections give themselves (CLIENT SETNAME)
-        self._publisher = ChannelPublisher(url, name, publisher_name)
-        self._listener = ChannelListener(url, name, listener_name, self._deliver, self._regained)
+        self._publisher = ChannelPublisher(
+            url,
+            name,
+            publisher_name,
+            max_unanswered_bytes=max_unanswered_bytes,
+            connect_timeout=connect_timeout,
+        )
+        self._listener = ChannelListener(
+            url,
+            name,
+            listener_name,
+            self._deliver,
+            self._regained,
+            connect_timeout=connect_timeout,
+        )
 
     def join(self, member: ChannelMember) -> None:
         self._members.append(member)
@@ -66,22 +92,36 @@ class SocketIOChannel:
         await self._listener.subscribed.wait()
 
     async def send(self, origin: ChannelMember, message: dict[str, Any]) -> None:
-        """`message` from `origin` to every other member here, then to the other nodes."""
-        for member in self._members:
-            if member is not origin:
-                await self._hand(member, message)
-        await self._publisher.publish(json.dumps(message, separators=(",", ":")).encode())
+        """`message` from `origin` to every other member here, then to the other nodes.
+
+        The members here get it as the other nodes do, decoded from the JSON
+        published (a tuple is a list, a dict's keys are strings), so a client of
+        the sibling server gets what one on another node gets. A callback for a
+        member here (one server's client acked an emit of the other) is not
+        published: it would come back and be handed over twice."""
+        payload = json.dumps(message, separators=(",", ":")).encode()
+        if len(self._members) > 1:
+            here = json.loads(payload)
+            for member in self._members:
+                if member is not origin:
+                    await self._hand(member, here)
+        if message["method"] == "callback" and message.get("host_id") in self._local_hosts:
+            return
+        await self._publisher.publish(payload)
 
     async def _deliver(self, payload: bytes) -> None:
         try:
             message = json.loads(payload)
         except (ValueError, RecursionError):
             return  # not python-socketio's JSON: a pickle, say
-        if not isinstance(message, dict) or "method" not in message:
+        if not isinstance(message, dict):
+            return
+        method, host = message.get("method"), message.get("host_id")
+        if not isinstance(method, str) or not isinstance(host, str):
             return
         # a member's own message was handed over in the process before it was
         # published; a callback names the member it returns to, not its sender
-        if message["method"] != "callback" and message.get("host_id") in self._local_hosts:
+        if method != "callback" and host in self._local_hosts:
             return
         for member in self._members:
             await self._hand(member, message)
@@ -99,6 +139,11 @@ class SocketIOChannel:
             member.channel_regained()
 
     async def close(self) -> None:
-        """Stop listening, then give Redis a moment to answer what was published."""
-        await self._listener.close()
-        await self._publisher.close()
+        """Stop listening, then the members (their catch-ups), then give Redis a
+        moment to answer what was published."""
+        try:
+            await self._listener.close()
+            for member in self._members:
+                await member.close()
+        finally:
+            await self._publisher.close()

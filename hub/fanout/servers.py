@@ -475,7 +475,7 @@ class HubRedisManager(AsyncPubSubManager, BroadcastManager):
             await self._handle_close_room(message)
 
     def channel_regained(self) -> None:
-        if self.after_gap is None:
+        if self.after_gap is None or self._closed:
             return
         run = asyncio.create_task(self._after_gap(self.after_gap), name="socketio-after-gap")
         self._after_gap_runs.add(run)
@@ -494,7 +494,7 @@ class HubRedisManager(AsyncPubSubManager, BroadcastManager):
             )
 
     async def close(self) -> None:
-        """Stop publishing and catching up; the app closes the channel itself."""
+        """Stop publishing and catching up (the channel closes its members)."""
         self._closed = True
         for run in self._after_gap_runs:
             run.cancel()

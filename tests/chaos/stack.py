@@ -87,6 +87,15 @@ class RedisServer:
             self._proc.kill()
             self._proc.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing is answered."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
 
 class Broker:
     """tansu (memory storage) on a fixed port: stopped, it forgets every record."""

@@ -572,8 +572,7 @@ async def _stop_manager(manager: Any) -> None:
     """The hub's manager and its channel closed; or stock python-socketio's Redis
     listener cancelled and its clients closed (it has no stop of its own)."""
     if isinstance(manager, HubRedisManager):
-        await manager.close()
-        await manager.bus.close()
+        await manager.bus.close()  # and the manager
         return
     listener: asyncio.Task[None] | None = getattr(manager, "thread", None)
     if listener is not None:

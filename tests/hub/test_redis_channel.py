@@ -30,6 +30,7 @@ class Member:
         self.host_id = uuid.uuid4().hex
         self.received: list[dict[str, Any]] = []
         self.regained = 0
+        self.closed = False
         self._arrived = asyncio.Event()
         channel.join(self)
 
@@ -39,6 +40,9 @@ class Member:
 
     def channel_regained(self) -> None:
         self.regained += 1
+
+    async def close(self) -> None:
+        self.closed = True
 
     def seqs(self) -> list[int]:
         return [m["seq"] for m in self.received]
@@ -68,12 +72,15 @@ async def channels(
     name = f"channel-{uuid.uuid4().hex}"
     made: list[SocketIOChannel] = []
 
-    def make(url: str = settings.redis_url, client_name: str = "test") -> SocketIOChannel:
+    def make(
+        url: str = settings.redis_url, client_name: str = "test", **options: Any
+    ) -> SocketIOChannel:
         channel = SocketIOChannel(
             url,
             name,
             publisher_name=f"{client_name}-{len(made)}:publisher",
             listener_name=f"{client_name}-{len(made)}:listener",
+            **options,
         )
         made.append(channel)
         return channel
@@ -184,10 +191,143 @@ async def test_while_redis_is_down_emits_go_on_and_each_role_warns_once(
         for channel in (here, there):
             await asyncio.wait_for(channel.wait_subscribed(), RETRY_MAX + WAIT)
         assert receiver.regained == 1 and sender.regained == 1 and sibling.regained == 1
-        await asyncio.sleep(RETRY_MAX)  # past the publisher's wait before its next try
-        await here.send(sender, emit(sender, 200))
-        await receiver.wait_for(2)
-        assert receiver.seqs() == [0, 200]
+        assert not (receiver.closed or sender.closed)
+        # the publisher tries again within RETRY_MAX; what is emitted before is local
+        seq = 200
+        while len(receiver.received) < 2:
+            await asyncio.wait_for(here.send(sender, emit(sender, seq)), WAIT)
+            await asyncio.sleep(0.05)
+            seq += 1
+            assert seq < 200 + 40 * RETRY_MAX * 4, "publishing never worked again"
+        assert receiver.seqs()[0] == 0 and receiver.seqs()[1] >= 200
         assert "publishing on the Socket.IO Redis channel: Redis is reachable again" in caplog.text
     finally:
         redis.kill()
+
+
+async def test_an_emit_waits_for_a_stalled_redis_and_cancelling_it_breaks_nothing(
+    channels: Callable[..., SocketIOChannel], tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    """Redis stopped (SIGSTOP: connections open, nothing answered): past the bound
+    of unanswered bytes an emit waits; one cancelled meanwhile leaves the shared
+    connection alone, and once Redis runs again every message arrives once, in
+    order, with no second connection (redis-py's own write would have closed it)."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        bound = 256 * 1024
+        here = channels(redis.url, client_name="here", max_unanswered_bytes=bound)
+        there = channels(redis.url, client_name="there")
+        sender, receiver = Member(here), Member(there)
+        there.listen()
+        await asyncio.wait_for(there.wait_subscribed(), WAIT)
+        await here.send(sender, emit(sender, 0))
+        await receiver.wait_for(1)
+        admin = Redis.from_url(redis.url, decode_responses=True)
+        try:
+            before = [c["id"] for c in await admin.client_list() if c["name"] == "here-0:publisher"]
+            redis.pause()
+            try:
+                padding = "x" * (32 * 1024)
+                sent = 1
+                while True:  # until one waits
+                    message = {**emit(sender, sent), "padding": padding}
+                    emitting = asyncio.ensure_future(here.send(sender, message))
+                    await asyncio.sleep(0)
+                    if not emitting.done():
+                        break
+                    sent += 1
+                assert sent * len(padding) >= bound // 2
+                emitting.cancel()
+                await asyncio.gather(emitting, return_exceptions=True)
+                await asyncio.sleep(0.2)
+            finally:
+                redis.resume()
+            await receiver.wait_for(sent)
+            after = [c["id"] for c in await admin.client_list() if c["name"] == "here-0:publisher"]
+            assert after == before
+            await here.send(sender, emit(sender, sent + 1))
+            await receiver.wait_for(sent + 1)
+        finally:
+            await admin.aclose()
+        assert receiver.seqs() == [*range(sent), sent + 1]  # the cancelled one never went
+    finally:
+        redis.kill()
+
+
+async def test_a_redis_that_takes_connections_and_answers_nothing_is_given_up_on(
+    channels: Callable[..., SocketIOChannel], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A listening socket that never answers (a frozen Redis, a proxy without its
+    backend): the connect times out, the emit is not held, and each role warns."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        channel = channels(f"redis://127.0.0.1:{port}/0", connect_timeout=0.3)
+        sender = Member(channel)
+        channel.listen()
+        await asyncio.wait_for(channel.send(sender, emit(sender, 1)), WAIT)
+
+        for _ in range(int(WAIT / 0.05)):
+            text = caplog.text
+            if "Redis is unreachable" in text and "lost the Socket.IO Redis channel" in text:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"not both warnings: {caplog.text}")
+        assert len(held) >= 2  # both roles did connect
+        assert not channel.subscribed
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+
+
+async def test_an_ack_between_servers_of_one_process_is_handed_over_not_published(
+    channels: Callable[..., SocketIOChannel],
+) -> None:
+    here, there = channels(), channels()
+    acking, acked = Member(here), Member(here)
+    far = Member(there)
+    there.listen()
+    await asyncio.wait_for(there.wait_subscribed(), WAIT)
+    callback = {"method": "callback", "host_id": acked.host_id, "sid": "s", "id": 1, "args": []}
+    await here.send(acking, callback)
+    assert acked.received == [callback]
+    await here.send(acking, emit(acking, 1))  # a later message does cross
+    await far.wait_for(1)
+    assert far.seqs() == [1]
+
+
+async def test_garbage_on_the_channel_is_ignored_and_is_not_an_outage(
+    channels: Callable[..., SocketIOChannel],
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    here, there = channels(), channels()
+    sender, receiver = Member(here), Member(there)
+    there.listen()
+    await asyncio.wait_for(there.wait_subscribed(), WAIT)
+    redis = Redis.from_url(make_settings().redis_url)
+    try:
+        for garbage in (
+            b"\xff\xfe",
+            b"[" * 100_000,
+            b'"a string"',
+            b'{"no": "method"}',
+            b'{"method": "emit", "host_id": []}',
+            b'{"method": ["emit"], "host_id": "x"}',
+        ):
+            assert await redis.publish(here.name, garbage) == 1
+    finally:
+        await redis.aclose()
+    await here.send(sender, emit(sender, 1))
+    await receiver.wait_for(1)
+    assert receiver.seqs() == [1] and receiver.regained == 0
+    assert there.subscribed
+    assert "lost the Socket.IO Redis channel" not in caplog.text
