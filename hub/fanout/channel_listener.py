@@ -5,6 +5,12 @@ servers (JSON and msgpack) read and decoded every message twice, through
 PubSub's listen machinery; measured on the N=100 fan-out, about 80 µs of hub CPU
 per broadcast. Here one connection per process reads the messages with redis-py's
 parser and hands each payload to the channel, which decodes it once.
+
+A Redis that stops answering without closing the connection (a partition, a
+frozen server) would look like a quiet channel for ever, and nothing would make
+the node's clients catch up afterwards: a channel quiet for HEALTH_INTERVAL is
+sent a PING, and one that heard nothing, the PONG included, for twice that is
+given up, so the listener subscribes again and `regained` runs as after any loss.
 """
 
 from __future__ import annotations
@@ -21,10 +27,14 @@ from hub.fanout.redis_connection import (
     RETRY_FIRST,
     RETRY_MAX,
     open_connection,
+    stream_writer,
 )
 from storage import outages
 
 log = logging.getLogger(__name__)
+
+HEALTH_INTERVAL = 5.0
+PING = b"*1\r\n$4\r\nPING\r\n"
 
 
 class ChannelListener:
@@ -46,9 +56,12 @@ class ChannelListener:
         regained: Callable[[], None],
         *,
         connect_timeout: float = CONNECT_TIMEOUT,
+        health_interval: float = HEALTH_INTERVAL,
     ) -> None:
         self._url = url
         self._connect_timeout = connect_timeout
+        self._health_interval = health_interval
+        self._heard = 0.0  # the loop's time of the last reply read
         self._channel = channel
         self._client_name = client_name
         self._deliver = deliver
@@ -92,7 +105,13 @@ class ChannelListener:
                     lost_at = None
                     self._regained()
                 wait = RETRY_FIRST
-                await self._read(connection)
+                watchdog = asyncio.create_task(
+                    self._watch(stream_writer(connection).transport), name="channel-watchdog"
+                )
+                try:
+                    await self._read(connection)
+                finally:
+                    watchdog.cancel()
             except Exception as exc:
                 self.subscribed.clear()
                 if self._closed:
@@ -115,11 +134,33 @@ class ChannelListener:
 
     async def _read(self, connection: Connection) -> None:
         deliver = self._deliver
+        clock = asyncio.get_running_loop().time
+        self._heard = clock()
         while True:
             reply = await connection.read_response()
+            self._heard = clock()
             # a message is [b"message", channel, payload]; nothing else comes here
             if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
                 await deliver(reply[2])
+
+    async def _watch(self, transport: asyncio.WriteTransport) -> None:
+        """PING a quiet channel; cut a connection that heard nothing for twice
+        HEALTH_INTERVAL (the read then fails, as when Redis closes it)."""
+        clock = asyncio.get_running_loop().time
+        pinged = 0.0
+        while True:
+            await asyncio.sleep(self._health_interval / 2)
+            quiet = clock() - self._heard
+            if quiet >= 2 * self._health_interval:
+                log.warning(
+                    "the Socket.IO Redis channel heard nothing, not even a PONG, for %.0f s",
+                    quiet,
+                )
+                transport.abort()
+                return
+            if quiet >= self._health_interval and pinged < self._heard:
+                pinged = clock()
+                transport.write(PING)
 
     async def close(self, *, within: float = 5.0) -> None:
         """Cancel the listener until it ends: redis-py can turn a cancellation that

@@ -21,7 +21,7 @@ import json
 import logging
 from typing import Any, Protocol
 
-from hub.fanout.channel_listener import ChannelListener
+from hub.fanout.channel_listener import HEALTH_INTERVAL, ChannelListener
 from hub.fanout.channel_publisher import MAX_UNANSWERED_BYTES, ChannelPublisher
 from hub.fanout.redis_connection import CONNECT_TIMEOUT
 
@@ -55,6 +55,7 @@ class SocketIOChannel:
         listener_name: str,
         max_unanswered_bytes: int = MAX_UNANSWERED_BYTES,
         connect_timeout: float = CONNECT_TIMEOUT,
+        health_interval: float = HEALTH_INTERVAL,
     ) -> None:
         self.name = name
         self._members: list[ChannelMember] = []
@@ -74,6 +75,7 @@ class SocketIOChannel:
             self._deliver,
             self._regained,
             connect_timeout=connect_timeout,
+            health_interval=health_interval,
         )
 
     def join(self, member: ChannelMember) -> None:

@@ -331,3 +331,40 @@ async def test_garbage_on_the_channel_is_ignored_and_is_not_an_outage(
     assert receiver.seqs() == [1] and receiver.regained == 0
     assert there.subscribed
     assert "lost the Socket.IO Redis channel" not in caplog.text
+
+
+async def test_a_redis_that_stops_answering_is_noticed_and_the_channel_comes_back(
+    channels: Callable[..., SocketIOChannel], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis frozen (SIGSTOP), its connections open: a quiet channel is PINGed, and
+    one that hears nothing for twice the interval is given up; once Redis runs
+    again the channel is subscribed again and the members are told once."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        interval = 0.4
+        here = channels(redis.url, health_interval=interval, connect_timeout=0.5)
+        there = channels(redis.url)
+        receiver, sender = Member(here), Member(there)
+        here.listen()
+        await asyncio.wait_for(here.wait_subscribed(), WAIT)
+        await asyncio.sleep(3 * interval)  # quiet, but answering its PINGs
+        assert here.subscribed and "lost the Socket.IO Redis channel" not in caplog.text
+
+        redis.pause()
+        try:
+            for _ in range(int(WAIT / 0.05)):
+                if not here.subscribed:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("a frozen Redis was never noticed")
+            assert "heard nothing, not even a PONG" in caplog.text
+        finally:
+            redis.resume()
+        await asyncio.wait_for(here.wait_subscribed(), WAIT)
+        assert receiver.regained == 1
+        await there.send(sender, emit(sender, 1))
+        await receiver.wait_for(1)
+    finally:
+        redis.kill()
