@@ -13,9 +13,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import socketio
-
 from hub.config import WORKER_NAMES, Settings
+from hub.fanout.channel_emitter import ChannelEmitter
 from storage import redis_client
 from storage.db import create_pool
 from storage.keys import RedisKeys
@@ -28,21 +27,16 @@ log = logging.getLogger(__name__)
 
 
 class RedisRoomEmitter:
-    """python-socketio's write-only Redis manager: emits reach rooms on every node."""
+    """Emits reach rooms on every node, through the Socket.IO channel on Redis."""
 
     def __init__(self, redis_url: str, channel: str, name: str) -> None:
-        self._manager = socketio.AsyncRedisManager(
-            redis_url, channel=channel, write_only=True, redis_options={"client_name": name}
-        )
+        self._manager = ChannelEmitter(redis_url, channel, name)
 
     async def emit(self, event: str, data: Any, room: str | list[str]) -> None:
         await self._manager.emit(event, data, namespace="/", room=room)
 
     async def close(self) -> None:
-        """The manager connects lazily on the first emit and has no close of its own."""
-        redis = getattr(self._manager, "redis", None)
-        if redis is not None:
-            await redis.aclose()
+        await self._manager.close()
 
 
 def worker_main(name: str) -> WorkerMain:

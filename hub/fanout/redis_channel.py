@@ -9,10 +9,11 @@ process, and published once for the other nodes; one subscription reads what
 they publish, decodes it once and hands it to every member.
 
 The messages are python-socketio's (JSON, with the publishing manager's
-host_id), so worker processes emitting through python-socketio's own manager
-(hub/workers.py) and the presence scripts (storage/presence.py) reach the
-members as before. Anything else published on the channel, a pickle included, is
-ignored unread, as python-socketio 5.14 and later do.
+host_id), so the workers' emitter (channel_emitter.py), the presence scripts
+(storage/presence.py) and any process emitting through python-socketio's own
+Redis manager reach the members as before. Anything else published on the
+channel, a pickle included, is ignored unread, as python-socketio 5.14 and later
+do.
 """
 
 from __future__ import annotations
