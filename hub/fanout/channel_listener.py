@@ -61,7 +61,7 @@ class ChannelListener:
         self._url = url
         self._connect_timeout = connect_timeout
         self._health_interval = health_interval
-        self._heard = 0.0  # the loop's time of the last reply read
+        self._heard = 0  # replies read: the watchdog sees whether it moved
         self._channel = channel
         self._client_name = client_name
         self._deliver = deliver
@@ -134,23 +134,29 @@ class ChannelListener:
 
     async def _read(self, connection: Connection) -> None:
         deliver = self._deliver
-        clock = asyncio.get_running_loop().time
-        self._heard = clock()
         while True:
             reply = await connection.read_response()
-            self._heard = clock()
+            self._heard += 1
             # a message is [b"message", channel, payload]; nothing else comes here
             if type(reply) is list and len(reply) == 3 and reply[0] == b"message":
                 await deliver(reply[2])
 
     async def _watch(self, transport: asyncio.WriteTransport) -> None:
         """PING a quiet channel; cut a connection that heard nothing for twice
-        HEALTH_INTERVAL (the read then fails, as when Redis closes it)."""
+        HEALTH_INTERVAL (the read then fails, as when Redis closes it). Quiet is
+        judged by the count of replies, not by times: uvloop's clock counts whole
+        milliseconds, and a PONG within the millisecond of its PING would look
+        like no answer."""
         clock = asyncio.get_running_loop().time
-        pinged = 0.0
+        seen, quiet_since, pinged = self._heard, clock(), False
         while True:
             await asyncio.sleep(self._health_interval / 2)
-            quiet = clock() - self._heard
+            if transport.is_closing():
+                return  # the read fails, or already did
+            if self._heard != seen:
+                seen, quiet_since, pinged = self._heard, clock(), False
+                continue
+            quiet = clock() - quiet_since
             if quiet >= 2 * self._health_interval:
                 log.warning(
                     "the Socket.IO Redis channel heard nothing, not even a PONG, for %.0f s",
@@ -158,8 +164,8 @@ class ChannelListener:
                 )
                 transport.abort()
                 return
-            if quiet >= self._health_interval and pinged < self._heard:
-                pinged = clock()
+            if quiet >= self._health_interval and not pinged:
+                pinged = True
                 transport.write(PING)
 
     async def close(self, *, within: float = 5.0) -> None:
