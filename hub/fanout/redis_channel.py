@@ -120,7 +120,8 @@ class SocketIOChannel:
         if not isinstance(message, dict):
             return
         method, host = message.get("method"), message.get("host_id")
-        if not isinstance(method, str) or not isinstance(host, str):
+        # python-socketio's listener takes a message without a host_id as another's
+        if not isinstance(method, str) or not isinstance(host, str | None):
             return
         # a member's own message was handed over in the process before it was
         # published; a callback names the member it returns to, not its sender
