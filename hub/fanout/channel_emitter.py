@@ -10,12 +10,11 @@ its client after an outage without closing the old one.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
-from hub.fanout.channel_publisher import ChannelPublisher
+from hub.fanout.channel_publisher import ChannelPublisher, encoded
 
 
 class ChannelEmitter(AsyncPubSubManager):
@@ -26,7 +25,7 @@ class ChannelEmitter(AsyncPubSubManager):
         self._publisher = ChannelPublisher(url, channel, client_name)
 
     async def _publish(self, data: Any) -> None:
-        await self._publisher.publish(json.dumps(data, separators=(",", ":")).encode())
+        await self._publisher.publish(encoded(data))
 
     async def close(self) -> None:
         """Give Redis a moment to answer what was published, then close."""

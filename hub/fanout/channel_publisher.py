@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
+from typing import Any
 
 from redis.asyncio import Connection
 from redis.exceptions import ResponseError
@@ -52,6 +54,11 @@ MAX_UNANSWERED_BYTES = 32 * 1024 * 1024
 STALL_WAIT = 5.0
 
 WHILE_DOWN = "emits reach this node's clients only until it is back"
+
+
+def encoded(message: dict[str, Any]) -> bytes:
+    """A python-socketio channel message as it is published: compact JSON."""
+    return json.dumps(message, separators=(",", ":")).encode()
 
 
 class ChannelPublisher:

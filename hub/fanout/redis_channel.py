@@ -23,7 +23,7 @@ import logging
 from typing import Any, Protocol
 
 from hub.fanout.channel_listener import HEALTH_INTERVAL, ChannelListener
-from hub.fanout.channel_publisher import MAX_UNANSWERED_BYTES, ChannelPublisher
+from hub.fanout.channel_publisher import MAX_UNANSWERED_BYTES, ChannelPublisher, encoded
 from hub.fanout.redis_connection import CONNECT_TIMEOUT
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class SocketIOChannel:
         the sibling server gets what one on another node gets. A callback for a
         member here (one server's client acked an emit of the other) is not
         published: it would come back and be handed over twice."""
-        payload = json.dumps(message, separators=(",", ":")).encode()
+        payload = encoded(message)
         if len(self._members) > 1:
             here = json.loads(payload)
             for member in self._members:
