@@ -30,7 +30,7 @@ import socketio
 from aiohttp import web
 
 from bench.readiness import ROOM, announce
-from hub import event_loop
+from hub import event_loop, heap
 from hub.app import socketio_channel, socketio_server
 from hub.config import Settings
 from hub.devstack import free_port, redis_server_binary
@@ -110,6 +110,7 @@ def build(settings: Settings) -> tuple[web.Application, socketio.AsyncServer]:
         await channel.close()
 
     app.on_shutdown.append(shutdown)
+    app.cleanup_ctx.append(heap.frozen_start_up)
     return app, sio
 
 

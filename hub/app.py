@@ -29,7 +29,7 @@ from handlers.socket_hub import (
     HubNamespaces,
     OrderLocks,
 )
-from hub import expiry_sweep, heartbeat, maintenance
+from hub import expiry_sweep, heap, heartbeat, maintenance
 from hub import web as web_page
 from hub.config import Settings
 from hub.fanout.redis_channel import SocketIOChannel
@@ -237,5 +237,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app.router.add_get("/metrics", metrics_view)
     app.on_shutdown.append(_farewell)
-    app.cleanup_ctx.extend([_resources, _background, _workers, _socketio_shutdown])
+    app.cleanup_ctx.extend(
+        [_resources, _background, _workers, _socketio_shutdown, heap.frozen_start_up]
+    )
     return app

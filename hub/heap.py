@@ -1,0 +1,49 @@
+"""What the garbage collector walks in a hub process: not what start-up made.
+
+CPython's full collection walks every object it tracks and stops the event loop
+while it does, so each one delays every delivery in flight. In a web node
+about 70,000 of those objects are start-up's (modules, classes, functions, the
+app), against about 36 per connection: until tens of thousands of clients are
+connected, a full collection is mostly a walk over objects that live as long as
+the process. Measured with a `gc.callbacks` timer in the N=1000 fan-out bench
+(python -m bench.run --scenarios fanout --servers taskhub --subscribers 1000
+--rates 10000,50000 --no-saturate --reps 1), a full collection while the 1000
+clients connected took 47 ms; with start-up's objects frozen, 15 to 18 ms.
+
+Frozen objects are never collected; the collection just before the freeze keeps
+start-up's garbage out of them, and `thawed` gives them back to the collector
+when the app stops (tests start many apps in one process).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+def freeze_start_up() -> int:
+    """Collect start-up's garbage, then move every object still alive out of the
+    collector's walks; returns how many there are now."""
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    log.info("start-up objects frozen out of garbage collection", extra={"objects": frozen})
+    return frozen
+
+
+def thaw() -> None:
+    """Give the frozen objects back to the collector."""
+    gc.unfreeze()
+
+
+async def frozen_start_up(app: web.Application) -> AsyncIterator[None]:
+    """A cleanup context, the app's last: once everything before it started (pools,
+    workers, the Socket.IO servers), what exists is the process's for good."""
+    freeze_start_up()
+    yield
+    thaw()
