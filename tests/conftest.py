@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from hub import event_loop
 from hub.app import create_app
 from hub.config import Settings, rate_limit_env
 from hub.devstack import EmbeddedStack, free_port
@@ -35,6 +36,15 @@ StartHub = Callable[..., Awaitable[Hub]]
 def with_database(dsn: str, name: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async test and fixture runs on the loop the hub runs on (uvloop where it is
+    installed, hub/event_loop.py): asyncio's loop differs in ways that matter here
+    (uvloop's clock counts whole milliseconds; its transports write in C)."""
+    return {"hub": event_loop.loop_factory(Settings.event_loop)}
 
 
 @asynccontextmanager

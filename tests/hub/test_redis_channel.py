@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvloop
 from redis.asyncio import Redis
 
 from hub.config import Settings
@@ -343,13 +342,14 @@ async def test_a_redis_that_stops_answering_is_noticed_and_the_channel_comes_bac
     one that hears nothing for twice the interval is given up; once Redis runs
     again the channel is subscribed again and the members are told once.
 
-    On the hub's loop, uvloop, in a thread of its own: its clock counts whole
-    milliseconds, and a watchdog that compared times took a PONG answered within
-    the millisecond of its PING for no answer, and gave a quiet channel up."""
+    On the hub's loop, uvloop, as every test (tests/conftest.py): its clock counts
+    whole milliseconds, and a watchdog that compared times took a PONG answered
+    within the millisecond of its PING for no answer, and gave a quiet channel up."""
+    assert "uvloop" in type(asyncio.get_running_loop()).__module__
     redis = RedisServer(tmp_path)
     redis.start()
     try:
-        await asyncio.to_thread(uvloop.run, _freeze_and_thaw(redis, caplog))
+        await _freeze_and_thaw(redis, caplog)
     finally:
         redis.kill()
 
