@@ -3,15 +3,16 @@
 CPython's full collection walks every object it tracks and stops the event loop
 while it does, so each one delays every delivery in flight. In a web node
 about 70,000 of those objects are start-up's (modules, classes, functions, the
-app), against about 36 per connection: until tens of thousands of clients are
-connected, a full collection is mostly a walk over objects that live as long as
-the process. Measured with a `gc.callbacks` timer in the N=1000 fan-out bench
-(python -m bench.run --scenarios fanout --servers taskhub --subscribers 1000
---rates 10000,50000 --no-saturate --reps 1), a full collection while the 1000
-clients connected took 47 ms; with start-up's objects frozen, 15 to 18 ms.
+app), against a few dozen per connection (36 in the fan-out bench): until tens
+of thousands of clients are connected, a full collection is mostly a walk over
+objects that live as long as the process. Measured with a `gc.callbacks` timer
+in the N=1000 fan-out bench (python -m bench.run --scenarios fanout --servers
+taskhub --subscribers 1000 --rates 10000,50000 --no-saturate --reps 1), a full
+collection while the 1000 clients connected took 47 ms; with start-up's objects
+frozen, 15 to 18 ms.
 
 Frozen objects are never collected; the collection just before the freeze keeps
-start-up's garbage out of them, and `thawed` gives them back to the collector
+start-up's garbage out of them, and `thaw` gives them back to the collector
 when the app stops (tests start many apps in one process).
 """
 
