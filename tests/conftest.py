@@ -41,9 +41,10 @@ def with_database(dsn: str, name: str) -> str:
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Every async test and fixture runs on the loop the hub runs on (uvloop where it is
-    installed, hub/event_loop.py): asyncio's loop differs in ways that matter here
-    (uvloop's clock counts whole milliseconds; its transports write in C)."""
+    """Every async test, with its fixtures, runs on the loop the hub runs on (uvloop
+    where it is installed, hub/event_loop.py): asyncio's loop differs in ways that
+    matter here (uvloop's clock counts whole milliseconds; its transports write in
+    C). A sync test's async fixtures stay on asyncio's loop (pytest-asyncio's rule)."""
     return {"hub": event_loop.loop_factory(Settings.event_loop)}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 
+from handlers.rest import DEPS
 from hub.app import SOCKETIO_SERVERS
 from hub.config import Settings
 from protocol.serializers import Serializer
@@ -23,8 +24,11 @@ async def test_start_up_is_frozen_while_the_node_runs(
     async with hub_starter(make_settings) as start:
         hub = await start()
         server = hub.app[SOCKETIO_SERVERS][Serializer.JSON]
+        # the pool is made by the app's first cleanup context, after create_app
+        pool = hub.app[DEPS].pool
         assert gc.get_freeze_count() > 0
         assert not _tracked(server), "the node's start-up objects are walked by every collection"
+        assert not _tracked(pool), "frozen before the app's resources were made"
         peer = await hub.peer(await hub.register("Alice"))
         try:
             sockets = list(server.eio.sockets.values())
