@@ -19,6 +19,7 @@ malformed: the dispatcher answers it with an `invalid_payload` ack.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 import msgpack
@@ -44,6 +45,10 @@ _BINARY: Final = frozenset({packet.BINARY_EVENT, packet.BINARY_ACK})
 _JSON_TYPES: Final = frozenset({packet.CONNECT, packet.DISCONNECT}) | _EVENTS | _ACKS
 # msgpack carries binary values inline: its packets have no attachments
 _MSGPACK_TYPES: Final = _JSON_TYPES - _BINARY
+
+
+# what a packet's data mostly holds: no need to look inside, nor further
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 class MalformedPacket(ValueError):
@@ -126,6 +131,33 @@ class JsonPacket(_ClientPacket):
             return super().reconstruct_binary(data, attachments)
         except (IndexError, KeyError, TypeError):
             raise MalformedPacket("a placeholder names no attachment") from None
+
+    @classmethod
+    def data_is_binary(cls, data: Any) -> bool:
+        """python-socketio's test (bytes anywhere in the lists and dict values), asked of
+        every packet the server builds; its own recurses, builds a list at every
+        level and reduces it with a lambda, whatever it finds. A `board:join` ack
+        carries every task and every person on the board, thousands of values,
+        none of them binary. Here: one walk, no recursion, done at the first bytes."""
+        pending = [data]
+        pop, push = pending.pop, pending.append
+        while pending:
+            value = pop()
+            if isinstance(value, dict):
+                items: Iterable[Any] = value.values()
+            elif isinstance(value, list):
+                items = value
+            else:
+                return isinstance(value, bytes | bytearray)  # only `data` itself gets here
+            for item in items:
+                kind = type(item)
+                if kind in _SCALARS:
+                    continue
+                if isinstance(item, dict | list):
+                    push(item)
+                elif isinstance(item, bytes | bytearray):
+                    return True
+        return False
 
 
 class HubMsgPackPacket(MsgPackPacket, _ClientPacket):
