@@ -26,12 +26,15 @@ function readJson(path) {
   return JSON.parse(fs.readFileSync(path, "utf-8"));
 }
 
-// `auth` is {token} for the hub, {role} for the peers (they take no token).
+// `auth` is {token} for the hub, {role} for the peers (they take no token). The
+// Origin is the server's own, as its page would send: the hub lets people's tokens
+// in from browsers only (SECURITY.md).
 function connect(url, path, auth, timeout = 60000) {
   return new Promise((resolve, reject) => {
     const socket = io(url, {
       path, transports: ["websocket"], forceNew: true, reconnection: false,
       auth, timeout, perMessageDeflate: false,
+      extraHeaders: { Origin: new URL(url).origin },
     });
     socket.once("connect", () => resolve(socket));
     socket.once("connect_error", (err) => {

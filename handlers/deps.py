@@ -53,6 +53,8 @@ class Limits:
     catch_up_window: int
     rates: RateLimits
     max_connections_per_user: int
+    # people's access tokens from clients that are not browsers (socket_hub.from_a_browser)
+    user_tokens_without_origin: bool = False
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,25 @@ def _client_ip(environ: dict[str, Any], trusted: Sequence[IPNetwork]) -> str | N
     return client_address(environ.get("REMOTE_ADDR"), (forwarded,) if forwarded else (), trusted)
 
 
+def from_a_browser(environ: dict[str, Any]) -> bool:
+    """Whether the handshake shows a browser's marks: an Origin, which browsers send
+    on every websocket handshake and cross-site request, or Sec-Fetch-Site, which
+    they send on every request (a same-origin polling GET carries no Origin).
+
+    Any other client can send both, so this is a policy for the well-behaved, not a
+    barrier: a script that follows it connects with a bot token, whose scopes,
+    expiry and audit trail say what it may do and who did it (SECURITY.md).
+    """
+    return bool(environ.get("HTTP_ORIGIN") or environ.get("HTTP_SEC_FETCH_SITE"))
+
+
+def bot_token_required() -> Forbidden:
+    return Forbidden(
+        "a client that is not a browser connects with a bot token",
+        details={"reason": "bot_token_required"},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who sent an event, as established at connect. One per connection, kept in its
@@ -220,8 +239,11 @@ class HubNamespace(socketio.AsyncNamespace):
             else:
                 # An access token names its user once its signature is checked, with no
                 # round trip: the address and then the user pay, in one script. A token
-                # that fails the check costs the address alone.
+                # that fails the check, or comes from a client that is not a browser,
+                # costs the address alone.
                 try:
+                    if not (self.deps.limits.user_tokens_without_origin or from_a_browser(environ)):
+                        raise bot_token_required()
                     claims = self.deps.tokens.verify(token)
                 except HubError:
                     await rate_limits.charge(self.deps, Limit.CONNECT, None, ip)

@@ -92,6 +92,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 catch_up_window=settings.catch_up_window,
                 rates=settings.rate_limits,
                 max_connections_per_user=settings.max_connections_per_user,
+                user_tokens_without_origin=settings.user_tokens_without_origin,
             ),
             rate_limiter=RateLimiter(redis, keys),
             node_id=settings.node_id,

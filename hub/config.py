@@ -72,6 +72,10 @@ class Settings:
     # A user's sockets at once, on all nodes (tabs, devices and bots together)
     max_connections_per_user: int = 50
     cors_origins: tuple[str, ...] = ()
+    # A person's access token from a client that is not a browser (no Origin, no
+    # Sec-Fetch-Site): refused by default, so automation runs on scoped, revocable
+    # bot tokens (SECURITY.md); true lets people script with their own login.
+    user_tokens_without_origin: bool = False
     # networks of the load balancers in front of the hub, whose X-Forwarded-For is
     # believed (handlers/client_address.py); empty: the TCP peer is the client
     trusted_proxies: tuple[IPNetwork, ...] = ()
@@ -235,6 +239,9 @@ class Settings:
                 "MAX_CONNECTIONS_PER_USER", cls.max_connections_per_user, int, 1, 100_000
             ),
             cors_origins=origins,
+            user_tokens_without_origin=flag(
+                "USER_TOKENS_WITHOUT_ORIGIN", cls.user_tokens_without_origin
+            ),
             trusted_proxies=tuple(proxies),
             outbound_buffer_bytes=num(
                 "OUTBOUND_BUFFER_BYTES", cls.outbound_buffer_bytes, int, 64 * 1024, 2**30

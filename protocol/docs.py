@@ -28,7 +28,11 @@ token's reason is `invalid_token`, `token_revoked`, `token_expired` or
 algorithm other than the configured one, `alg: none`, a wrong `aud` or `iss`,
 a future `nbf`, a missing or non-UUID `sub`, any `crit` header),
 `token_expired`, `account_inactive` or `session_revoked` (the login was logged
-out or its refresh token reused). The server closes a connection when its
+out or its refresh token reused). An access token is let in from a browser only
+(the handshake has an `Origin` or `Sec-Fetch-Site` header) unless the hub sets
+`USER_TOKENS_WITHOUT_ORIGIN`: from any other client it is refused
+`{"code": "forbidden", ..., "details": {"reason": "bot_token_required"}}`, and
+such clients connect with a bot token. The server closes a connection when its
 token expires (unless `auth:refresh` gave it a newer one), when its bot
 token is revoked, and within seconds when its login ends (`session_revoked`:
 logged out, or its refresh token reused) or its account is deactivated

@@ -131,6 +131,8 @@ class Peer:
         await self.sio.connect(
             self.url,
             auth={"token": self.token},
+            # as the hub's own page does: people's tokens come from browsers
+            headers={"Origin": self.url},
             transports=transports or ["websocket"],
             socketio_path=self.socketio_path,
             wait_timeout=5,
@@ -210,10 +212,12 @@ async def settled_states(peer: Peer, user: Account, last: str, seconds: float) -
 
 
 def websocket_handshake(netloc: str, key: str) -> bytes:
-    """The HTTP request that opens an Engine.IO websocket with this Sec-WebSocket-Key."""
+    """The HTTP request that opens an Engine.IO websocket with this Sec-WebSocket-Key,
+    from the hub's own page (a browser's Origin)."""
     return (
         "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-        f"Host: {netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Host: {netloc}\r\nOrigin: http://{netloc}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
 

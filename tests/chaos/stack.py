@@ -268,6 +268,8 @@ class Deployment:
             # the test's clients all come from 127.0.0.1
             **rate_limit_env("1000000/1"),
             "MAX_CONNECTIONS_PER_USER": "100000",
+            # the clients are the product's Python client, logged in as people
+            "USER_TOKENS_WITHOUT_ORIGIN": "true",
         }
         env.update(overrides)
         return env

@@ -91,7 +91,7 @@ async def test_a_socket_write_records_the_forwarded_address(
     await peer.sio.connect(
         hub.url,
         auth={"token": alice.access_token},
-        headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.7"},
+        headers={"Origin": hub.url, "X-Forwarded-For": "6.6.6.6, 203.0.113.7"},
         transports=["websocket"],
         wait_timeout=5,
     )

@@ -28,7 +28,13 @@ async def _connect_error(hub: Hub, auth: Any) -> Any:
 
     try:
         with pytest.raises(socketio.exceptions.ConnectionError):
-            await sio.connect(hub.url, auth=auth, transports=["websocket"], wait_timeout=5)
+            await sio.connect(
+                hub.url,
+                auth=auth,
+                headers={"Origin": hub.url},  # a browser on the hub's page
+                transports=["websocket"],
+                wait_timeout=5,
+            )
         assert not sio.connected
     finally:
         await sio.disconnect()
@@ -39,7 +45,13 @@ async def _connect_error(hub: Hub, auth: Any) -> Any:
 async def _connects(hub: Hub, token: str) -> bool:
     sio = socketio.AsyncClient(reconnection=False)
     try:
-        await sio.connect(hub.url, auth={"token": token}, transports=["websocket"], wait_timeout=5)
+        await sio.connect(
+            hub.url,
+            auth={"token": token},
+            headers={"Origin": hub.url},
+            transports=["websocket"],
+            wait_timeout=5,
+        )
         return sio.connected
     finally:
         await sio.disconnect()

@@ -61,7 +61,7 @@ async def _wait_for_notifications(url: str, email: str, password: str) -> None:
     ):
         token = (await resp.json())["access_token"]
     sio = socketio.AsyncClient(reconnection=False)
-    await sio.connect(url, auth={"token": token}, transports=["websocket"])
+    await sio.connect(url, auth={"token": token}, headers={"Origin": url}, transports=["websocket"])
     try:
         for _ in range(300):
             listed = await sio.call("notifications:list", {})
@@ -83,7 +83,7 @@ async def _ask_the_bot(url: str, email: str, password: str) -> None:
     answers: list[dict] = []
     sio = socketio.AsyncClient(reconnection=False)
     sio.on("chat:message", answers.append)
-    await sio.connect(url, auth={"token": token}, transports=["websocket"])
+    await sio.connect(url, auth={"token": token}, headers={"Origin": url}, transports=["websocket"])
     try:
         (board,) = (await sio.call("chat:channels", {}))["data"]["channels"]
         history = await sio.call("chat:history", {"channel_id": board["id"]})

@@ -201,7 +201,7 @@ async def test_msgpack_connect_is_refused_with_a_reason(hub: Hub) -> None:
         with pytest.raises(socketio.exceptions.ConnectionError):
             await sio.connect(
                 hub.url,
-                auth={"token": "not-a-token"},
+                auth={"token": "thb_not-a-token"},  # a bot's, as msgpack clients are
                 transports=["websocket"],
                 socketio_path=Serializer.MSGPACK.socketio_path,
                 wait_timeout=5,

@@ -352,7 +352,9 @@ class RawClient:
         cls, session: aiohttp.ClientSession, url: str, token: str, serializer: Serializer
     ) -> RawClient:
         ws = await session.ws_connect(
-            f"{url}{serializer.socketio_path}?EIO=4&transport=websocket", max_msg_size=0
+            f"{url}{serializer.socketio_path}?EIO=4&transport=websocket",
+            max_msg_size=0,
+            headers={"Origin": url},  # a person's token, from the hub's page
         )
         client = cls(ws, serializer, token)
         opened = await ws.receive(timeout=WAIT)

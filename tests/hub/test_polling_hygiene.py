@@ -37,7 +37,8 @@ class PollingSession:
         return self.hub.url + PATH + "?" + "&".join(f"{k}={v}" for k, v in query.items())
 
     async def open(self, token: str) -> None:
-        async with self.http.get(self.url()) as resp:
+        # as the hub's own page polls: a same-origin GET has no Origin, but Sec-Fetch-Site
+        async with self.http.get(self.url(), headers={"Sec-Fetch-Site": "same-origin"}) as resp:
             assert resp.status == 200, await resp.text()
             opened = await resp.text()
         assert opened.startswith("0"), opened

@@ -83,8 +83,18 @@ async def test_honcho_runs_the_procfile_and_stops_it_cleanly(
         reader = socketio.AsyncClient(reconnection=False)
         got: asyncio.Queue[dict[str, object]] = asyncio.Queue()
         reader.on("notification", got.put_nowait)
-        await writer.connect(url, auth={"token": ann["access_token"]}, transports=["websocket"])
-        await reader.connect(url, auth={"token": ben["access_token"]}, transports=["websocket"])
+        await writer.connect(
+            url,
+            auth={"token": ann["access_token"]},
+            headers={"Origin": url},
+            transports=["websocket"],
+        )
+        await reader.connect(
+            url,
+            auth={"token": ben["access_token"]},
+            headers={"Origin": url},
+            transports=["websocket"],
+        )
         try:
             ack = await writer.call(
                 "task:create",
