@@ -1,4 +1,4 @@
-"""Task writes inside one transaction: authorize, lock the board's seq, apply, record.
+"""Task writes inside one transaction: authorize, apply, record with the board's seq.
 
 Each function returns the event the write produced; the caller commits, then
 emits. A raised HubError rolls everything back, the seq included.
@@ -48,8 +48,10 @@ async def require_role(
     return role
 
 
-async def _live_task(conn: Connection, task_id: uuid.UUID) -> Task:
-    task = await tasks.get(conn, task_id)
+async def _locked_live_task(conn: Connection, task_id: uuid.UUID) -> Task:
+    """The task as it stands, its row locked until the transaction ends: what a write
+    judges again when the task changed after it was first read."""
+    task = await tasks.get_locked(conn, task_id)
     if task is None or task.deleted_at is not None:
         raise NotFound("task not found")
     return task
@@ -89,11 +91,9 @@ async def _insert(
     recurrence_of: uuid.UUID | None = None,
 ) -> TaskEvent:
     """A new task and its `task.created` event, with the board's next seq."""
-    seq = await boards.next_seq(conn, board_id)
     task = await tasks.insert(conn, board_id, creator_id, fields, recurrence_of=recurrence_of)
     return await task_events.append(
         conn,
-        seq=seq,
         type=TaskEventType.CREATED,
         task=task,
         actor_id=actor_id,
@@ -112,11 +112,12 @@ async def update(
 ) -> Written:
     """Apply `changes` made against `base_version`, merging by field when it is stale.
 
-    The task is read (with the caller's role) before the board's seq row is
-    locked, so the lock is held only for the seq, the UPDATE and the INSERT. The
-    conditional UPDATE proves that read still is the stored row (every change
-    bumps the version); if it is not, the task is read again under the lock and
-    the edit judged again. Completing a recurring task creates its next
+    The task is read (with the caller's role) without a lock. The conditional
+    UPDATE proves that read still is the stored row (every change bumps the
+    version) and locks it; if it is not, the task is read again, locked, and the
+    edit judged again. The board's seq comes last, with the event's INSERT
+    (task_events.append), so the board's writers wait on each other only for that
+    statement and the commit. Completing a recurring task creates its next
     occurrence in the same transaction.
     """
     current = await _writable_task(conn, task_id, actor_id)
@@ -126,12 +127,11 @@ async def update(
         await _check_assignee(conn, board_id, fields["assignee_id"])
     if "recurrence" in fields:
         recurrence.check(fields["recurrence"])
-    seq = await boards.next_seq(conn, board_id)
     updated = await _apply_update(conn, current, base_version, fields)
-    if updated is None:  # changed between the read and the lock: judge it again, locked
-        current = await _live_task(conn, task_id)
+    if updated is None:  # changed since the read: judge it again, locked
+        current = await _locked_live_task(conn, task_id)
         updated = await _apply_update(conn, current, base_version, fields)
-    if updated is None:  # impossible while the seq row is locked; never write blindly
+    if updated is None:  # impossible while the row is locked; never write blindly
         raise VersionConflict("the task changed concurrently", {"task": to_wire(current)})
     task, undelay = updated
     diff = {
@@ -142,7 +142,6 @@ async def update(
         diff["is_delayed"] = {"before": True, "after": False}
     event = await task_events.append(
         conn,
-        seq=seq,
         type=_classify(diff),
         task=task,
         actor_id=actor_id,
@@ -246,7 +245,7 @@ async def _next_occurrence(
         "recurrence": rule,
         "epic": after.epic,
     }
-    # the board's seq row is already locked by this transaction: the next number follows
+    # the board's seq row is locked by this transaction already: the next number follows
     created = await _insert(
         conn, after.board_id, after.creator_id, fields, actor_id, origin, after.id
     )
@@ -260,23 +259,32 @@ async def delete(
     base_version: int | None,
     origin: Origin,
 ) -> TaskEvent:
-    board_id = (await _writable_task(conn, task_id, actor_id)).board_id
-    seq = await boards.next_seq(conn, board_id)
-    current = await _live_task(conn, task_id)
-    if base_version is not None and base_version != current.version:
-        raise VersionConflict(
-            "the task changed since base_version; review it before deleting",
-            {"task": to_wire(current), "conflicting_fields": []},
+    current = await _writable_task(conn, task_id, actor_id)
+    deleted = await _delete_if_current(conn, current, base_version)
+    if deleted is None:  # changed since the read: judge it again, locked
+        deleted = await _delete_if_current(
+            conn, await _locked_live_task(conn, task_id), base_version
         )
-    deleted = await tasks.soft_delete_if_version(conn, task_id, current.version)
-    if deleted is None:
+    if deleted is None:  # impossible while the row is locked; never delete blindly
         raise VersionConflict("the task changed concurrently", {"task": to_wire(current)})
     return await task_events.append(
         conn,
-        seq=seq,
         type=TaskEventType.DELETED,
         task=deleted,
         actor_id=actor_id,
         changes={"deleted_at": {"before": None, "after": to_wire(deleted.deleted_at)}},
         origin=origin,
     )
+
+
+async def _delete_if_current(
+    conn: Connection, current: Task, base_version: int | None
+) -> Task | None:
+    """The version-checked soft delete of `current`, refused when the client saw an
+    older version; None when the stored task is no longer `current`."""
+    if base_version is not None and base_version != current.version:
+        raise VersionConflict(
+            "the task changed since base_version; review it before deleting",
+            {"task": to_wire(current), "conflicting_fields": []},
+        )
+    return await tasks.soft_delete_if_version(conn, current.id, current.version)

@@ -175,17 +175,6 @@ async def count_owners(conn: Connection, board_id: uuid.UUID) -> int:
     )
 
 
-async def next_seq(conn: Connection, board_id: uuid.UUID) -> int:
-    """Hand out the board's next seq; the row lock it takes serialises the board's writers
-    until the transaction ends, and a rollback gives the number back (gap-free)."""
-    seq = await conn.fetchval(
-        "UPDATE boards SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq", board_id
-    )
-    if seq is None:
-        raise NotFound("board not found")
-    return int(seq)
-
-
 async def share_a_board(conn: Connection, a: uuid.UUID, b: uuid.UUID) -> bool:
     """Whether two users are members of some board together (who may message whom)."""
     found = await conn.fetchval(

@@ -54,14 +54,20 @@ class Origin:
 async def append(
     conn: Connection,
     *,
-    seq: int,
     type: str,
     task: Task,
     actor_id: uuid.UUID | None,
     changes: dict[str, Any],
     origin: Origin,
 ) -> TaskEvent:
-    """Insert the event of a write, in the writing transaction.
+    """Insert the event of a write, in the writing transaction, as its board's next seq.
+
+    The seq is taken in the same statement. Its row lock serialises the board's
+    writers until commit, so it is taken last: a write changes its task first
+    (locking only that row) and then holds the board for this statement and the
+    commit alone. Every task write locks in that order, the task and then its
+    board, so two writes never wait on each other crosswise; and a rollback gives
+    the seq back (gap-free).
 
     The payload keeps the changed fields (before and after), the version the
     write produced (what the field merge reads) and the task as it then was
@@ -69,11 +75,16 @@ async def append(
     """
     payload = {"version": task.version, "changes": changes, "task": to_wire(task)}
     row = await conn.fetchrow(
-        f"""INSERT INTO task_events
+        f"""WITH next AS (
+                UPDATE boards SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq
+            )
+            INSERT INTO task_events
                 (board_id, seq, task_id, type, actor_id, payload, correlation_id, metadata)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
+            SELECT $1::uuid, next.last_seq, $2::uuid, $3::text, $4::uuid, $5::jsonb, $6::text,
+                   $7::jsonb
+            FROM next
+            RETURNING {_COLUMNS}""",
         task.board_id,
-        seq,
         task.id,
         type,
         actor_id,
@@ -81,6 +92,8 @@ async def append(
         origin.correlation_id,
         origin.metadata(),
     )
+    if row is None:  # the task's board is its foreign key; it cannot be missing
+        raise LookupError(f"board {task.board_id} not found")
     return _event(row)
 
 

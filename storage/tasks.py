@@ -84,6 +84,15 @@ async def get(conn: Connection, task_id: uuid.UUID) -> Task | None:
     return _task(row) if row else None
 
 
+async def get_locked(conn: Connection, task_id: uuid.UUID) -> Task | None:
+    """`get`, locking the row as an UPDATE of it would (FOR NO KEY UPDATE) until the
+    transaction ends: a write that judges the task again holds it while it does."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM tasks WHERE id = $1 FOR NO KEY UPDATE", task_id
+    )
+    return _task(row) if row else None
+
+
 async def get_many(conn: Connection, task_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Task]:
     """The stored tasks among `task_ids` (deleted ones too), in one round trip."""
     rows = await conn.fetch(
@@ -96,7 +105,7 @@ async def get_with_role(
     conn: Connection, task_id: uuid.UUID, user_id: uuid.UUID
 ) -> tuple[Task, BoardRole | None] | None:
     """A task and the role `user_id` holds on its board, in one round trip: what a
-    write reads before it takes the board's seq lock."""
+    write reads, without a lock, before it changes the task."""
     row = await conn.fetchrow(
         f"""SELECT {_T_COLUMNS}, m.role AS member_role FROM tasks t
             LEFT JOIN board_members m ON m.board_id = t.board_id AND m.user_id = $2
@@ -168,16 +177,16 @@ async def occurrence_exists(conn: Connection, task_id: uuid.UUID) -> bool:
     )
 
 
-async def overdue_undelayed(conn: Connection, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(task_id, board_id) of live tasks past their due date, not finished, not yet marked."""
+async def overdue_undelayed(conn: Connection, limit: int) -> list[uuid.UUID]:
+    """Live tasks past their due date, not finished, not yet marked."""
     rows = await conn.fetch(
-        """SELECT id, board_id FROM tasks
+        """SELECT id FROM tasks
            WHERE NOT is_delayed AND due_date < now() AND status NOT IN ('done', 'cancelled')
              AND deleted_at IS NULL
            ORDER BY due_date, id LIMIT $1""",
         limit,
     )
-    return [(r["id"], r["board_id"]) for r in rows]
+    return [r["id"] for r in rows]
 
 
 async def mark_delayed(conn: Connection, task_id: uuid.UUID) -> Task | None:

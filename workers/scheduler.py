@@ -39,7 +39,7 @@ from protocol.models import (
     ReminderStatus,
     TaskEvent,
 )
-from storage import boards, notifications, reminders, task_events, tasks
+from storage import notifications, reminders, task_events, tasks
 from storage.db import Connection, transaction
 from storage.task_events import Origin
 from workers.deps import WorkerDeps
@@ -224,10 +224,10 @@ async def mark_delayed_tasks(deps: WorkerDeps, stop: asyncio.Event) -> int:
     async with deps.pool.acquire() as conn:
         candidates = await tasks.overdue_undelayed(conn, BATCH)
     marked = 0
-    for task_id, board_id in candidates:
+    for task_id in candidates:
         if stop.is_set():
             break
-        event = await _mark_one(deps, task_id, board_id)
+        event = await _mark_one(deps, task_id)
         if event is None:
             continue
         marked += 1
@@ -241,17 +241,15 @@ async def mark_delayed_tasks(deps: WorkerDeps, stop: asyncio.Event) -> int:
     return marked
 
 
-async def _mark_one(deps: WorkerDeps, task_id: uuid.UUID, board_id: uuid.UUID) -> TaskEvent | None:
+async def _mark_one(deps: WorkerDeps, task_id: uuid.UUID) -> TaskEvent | None:
     try:
         async with transaction(deps.pool) as conn:
-            # lock order as in every task write: the board's seq row, then the task
-            seq = await boards.next_seq(conn, board_id)
+            # lock order as in every task write: the task, then its board's seq row
             task = await tasks.mark_delayed(conn, task_id)
             if task is None:
                 raise _NoLongerOverdue
             return await task_events.append(
                 conn,
-                seq=seq,
                 type=TaskEventType.DELAYED,
                 task=task,
                 actor_id=None,

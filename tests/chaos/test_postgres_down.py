@@ -140,7 +140,7 @@ def _bugs_logged(node: Node) -> list[dict[str, Any]]:
 
 
 async def _hold_board_row(database_url: str, board_id: str, waiting: int) -> asyncpg.Connection:
-    """A connection holding the board's row lock (the one `boards.next_seq` takes),
+    """A connection holding the board's row lock (the one a task write's event INSERT takes),
     returned once `waiting` transactions wait for it."""
     blocker = await asyncpg.connect(database_url)
     await blocker.execute("BEGIN")
