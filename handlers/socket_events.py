@@ -142,10 +142,14 @@ async def _board_of(ns: HubNamespace, payload: Any) -> Any:
     board_id = getattr(payload, "board_id", None)
     if board_id is not None:
         return board_id
+    board_id = ns.task_boards.get(payload.task_id)
+    if board_id is not None:
+        return board_id
     async with ns.deps.pool.acquire() as conn:
         task = await tasks.get(conn, payload.task_id)
     if task is None:
         raise NotFound("task not found")
+    ns.task_boards.remember(task.id, task.board_id)
     return task.board_id
 
 
@@ -184,6 +188,8 @@ async def _write(
             )
         if written is None:
             return ack  # a resend: applied and emitted the first time
+        for emitted in (written.event, *written.caused):
+            ns.task_boards.remember(emitted.task_id, emitted.board_id)
         for emitted in (written.event, *written.caused):
             await ns.emit_task_event(emitted, turn)
     finally:

@@ -25,6 +25,7 @@ from handlers.client_address import IPNetwork, client_address
 from handlers.deps import Deps
 from handlers.expiry import Expiries
 from handlers.rest import unexpected
+from handlers.task_boards import TaskBoards
 from protocol import correlation, envelope
 from protocol.bots import Scope, is_api_token
 from protocol.catalog import Limit
@@ -197,6 +198,7 @@ class HubNamespace(socketio.AsyncNamespace):
         # (handlers/revocation.py)
         self.logins: dict[str, LiveLogin] = {}
         self.expiries = Expiries()  # when each local connection's token runs out
+        self.task_boards = TaskBoards()  # for task writes' turns (HubNamespace.writing)
         self._order_locks: OrderLocks = (
             order_locks if order_locks is not None else weakref.WeakValueDictionary()
         )
