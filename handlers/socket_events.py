@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from handlers import (
@@ -138,7 +139,7 @@ async def board_members(ns: HubNamespace, caller: Caller, payload: BoardMembers)
     return {"board_id": str(payload.board_id), "members": to_wire(found)}
 
 
-async def _board_of(ns: HubNamespace, payload: Any) -> Any:
+async def _board_of(ns: HubNamespace, payload: Any) -> uuid.UUID:
     board_id = getattr(payload, "board_id", None)
     if board_id is not None:
         return board_id

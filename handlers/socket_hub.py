@@ -65,7 +65,9 @@ def _client_ip(environ: dict[str, Any], trusted: Sequence[IPNetwork]) -> str | N
 def from_a_browser(environ: dict[str, Any]) -> bool:
     """Whether the handshake shows a browser's marks: an Origin, which browsers send
     on every websocket handshake and cross-site request, or Sec-Fetch-Site, which
-    they send on every request (a same-origin polling GET carries no Origin).
+    current browsers send on every request to an https or localhost URL (a
+    same-origin polling GET carries no Origin; over plain http elsewhere it carries
+    neither, so such a page connects over websocket, as the hub's own does).
 
     Any other client can send both, so this is a policy for the well-behaved, not a
     barrier: a script that follows it connects with a bot token, whose scopes,
@@ -189,6 +191,7 @@ class HubNamespace(socketio.AsyncNamespace):
         routes: dict[str, Route],
         namespace: str = "/",
         order_locks: OrderLocks | None = None,
+        task_boards: TaskBoards | None = None,
     ) -> None:
         super().__init__(namespace)
         self.deps = deps
@@ -198,10 +201,11 @@ class HubNamespace(socketio.AsyncNamespace):
         # (handlers/revocation.py)
         self.logins: dict[str, LiveLogin] = {}
         self.expiries = Expiries()  # when each local connection's token runs out
-        self.task_boards = TaskBoards()  # for task writes' turns (HubNamespace.writing)
         self._order_locks: OrderLocks = (
             order_locks if order_locks is not None else weakref.WeakValueDictionary()
         )
+        # for task writes' turns (writing); one per node, like the order locks
+        self.task_boards = task_boards if task_boards is not None else TaskBoards()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -515,10 +519,11 @@ class HubNamespace(socketio.AsyncNamespace):
     async def writing(self, key: uuid.UUID) -> AsyncIterator[None]:
         """Hold across one write transaction of a board (not across its emit).
 
-        PostgreSQL serialises a board's writers on its seq row anyway; queueing
-        them here instead keeps one transaction per board and node in flight, with
-        no pool connections parked on that row lock and no waiters woken by every
-        commit to find it taken again.
+        PostgreSQL serialises a board's writers only from their seq, taken last
+        (task_events.append), to their commit. One transaction per board and node
+        in flight parks no pool connections on that row lock; letting four in,
+        now that the seq comes last, measured no faster (the server's core was
+        the limit, not the lock), so one it stays.
         """
         order = self._emit_order(key)  # held: the weak registry keeps it while locked
         async with order.lock:

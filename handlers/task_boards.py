@@ -1,11 +1,12 @@
-"""Which board each recently written task is on, kept by each node.
+"""Which board each task a node wrote or looked up lately is on, kept by each node.
 
 A task write takes its board's turn on this node (HubNamespace.writing) before its
 transaction, so it must know the board first; a payload names only the task. A
 task never changes board, so a remembered answer never goes stale, and it saves
 the write a pool connection and a round trip. Nothing else rests on it: the
 transaction reads the task's stored row, and with it the board and the caller's
-role, as before.
+role, as before (a caller refused there may still have had its task's board
+remembered: that tells it nothing).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 
-# The most recently written tasks kept; a few hundred bytes each.
+# The most recently used tasks kept; a few hundred bytes each.
 CAPACITY = 10_000
 
 

@@ -116,9 +116,9 @@ async def update(
     UPDATE proves that read still is the stored row (every change bumps the
     version) and locks it; if it is not, the task is read again, locked, and the
     edit judged again. The board's seq comes last, with the event's INSERT
-    (task_events.append), so the board's writers wait on each other only for that
-    statement and the commit. Completing a recurring task creates its next
-    occurrence in the same transaction.
+    (task_events.append), so the board's writers wait on each other only from
+    there to the commit. Completing a recurring task creates its next occurrence
+    in the same transaction, under that lock.
     """
     current = await _writable_task(conn, task_id, actor_id)
     board_id = current.board_id  # a task never changes board

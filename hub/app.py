@@ -29,6 +29,7 @@ from handlers.socket_hub import (
     HubNamespaces,
     OrderLocks,
 )
+from handlers.task_boards import TaskBoards
 from hub import expiry_sweep, heap, heartbeat, maintenance
 from hub import web as web_page
 from hub.config import Settings
@@ -103,9 +104,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         # one set of emit orders (see Turn), so this node emits a board's events in seq order
         # whichever server the writers are connected to
         order_locks: OrderLocks = OrderLocks()
+        task_boards = TaskBoards()
         namespaces = HubNamespaces(
             {
-                serializer: HubNamespace(deps, ROUTES, order_locks=order_locks)
+                serializer: HubNamespace(
+                    deps, ROUTES, order_locks=order_locks, task_boards=task_boards
+                )
                 for serializer in app[SOCKETIO_SERVERS]
             }
         )

@@ -6,7 +6,9 @@
         await hub.update_task(task.id, task.version, title="Renamed")
         await hub.wait()
 
-It logs in (an API token, or email and password with refresh), calls the client
+It logs in (an API token, or, on a hub that lets people's tokens in from clients
+that are not browsers, email and password with refresh; elsewhere that connect
+raises `Forbidden`, `bot_token_required`), calls the client
 events of protocol/catalog.py with their payload structs, raises an error ack as
 the HubError of its code (`VersionConflict.task` is the current task), and
 decodes server events into the structs of protocol/models.py.

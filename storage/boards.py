@@ -152,7 +152,12 @@ async def remove_member(conn: Connection, board_id: uuid.UUID, user_id: uuid.UUI
 async def lock(conn: Connection, board_id: uuid.UUID) -> None:
     """Serialise a board's writers until the transaction ends: two owners removing
     each other cannot leave it with none, and a check made under the lock (is this
-    event kept already?) still holds when the next seq is taken."""
+    event kept already?) still holds when the next seq is taken.
+
+    A task write locks its task and then its board (task_events.append), so a
+    holder of this lock must not then UPDATE, DELETE or lock a task row: the two
+    would wait on each other crosswise. Reading tasks, and inserting rows that
+    reference them, is fine."""
     if await conn.fetchval("SELECT true FROM boards WHERE id = $1 FOR UPDATE", board_id) is None:
         raise NotFound("board not found")
 
@@ -160,7 +165,8 @@ async def lock(conn: Connection, board_id: uuid.UUID) -> None:
 async def lock_many(conn: Connection, board_ids: Collection[uuid.UUID]) -> None:
     """`lock` for several boards in one round trip, in id order, so two lockers of
     overlapping sets never wait on each other crosswise. A board that does not exist
-    is simply not locked (nothing can be kept on it)."""
+    is simply not locked (nothing can be kept on it). `lock`'s rule on task rows
+    holds here too."""
     await conn.execute(
         "SELECT true FROM boards WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
         sorted(set(board_ids)),

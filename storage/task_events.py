@@ -64,10 +64,11 @@ async def append(
 
     The seq is taken in the same statement. Its row lock serialises the board's
     writers until commit, so it is taken last: a write changes its task first
-    (locking only that row) and then holds the board for this statement and the
-    commit alone. Every task write locks in that order, the task and then its
-    board, so two writes never wait on each other crosswise; and a rollback gives
-    the seq back (gap-free).
+    (locking only that row) and then holds the board from here to its commit
+    (through a completed recurring task's next occurrence, when there is one).
+    Every task write locks in that order, the task and then its board, so two
+    writes never wait on each other crosswise (boards.lock says what that asks of
+    the board's other lockers); and a rollback gives the seq back (gap-free).
 
     The payload keeps the changed fields (before and after), the version the
     write produced (what the field merge reads) and the task as it then was

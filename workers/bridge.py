@@ -195,9 +195,10 @@ class Bridge:
 
         Five round trips for the whole batch, where one record used to cost eight:
         begin, lock the boards, read the tasks, insert (skipping event_ids kept
-        already), commit. The tasks are read after the boards are locked: every task
-        write takes its board's lock too, so what a record is checked against, and
-        the snapshot stored with it, is the task as it stands when the seq is taken.
+        already), commit. The tasks are read after the boards are locked: a task
+        write's change is committed only after it took its board's seq, so what a
+        record is checked against, and the snapshot stored with it, is the task as
+        it stands when the seq is taken.
         """
         async with conn.transaction():
             await boards.lock_many(conn, {r.board_id for _, r in records})

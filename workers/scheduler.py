@@ -215,10 +215,6 @@ def _draft(due: reminders.Due) -> notifications.Draft:
 # -- delayed tasks -----------------------------------------------------------
 
 
-class _NoLongerOverdue(Exception):
-    """Rolls back a delay attempt (and the seq it took) when the task changed meanwhile."""
-
-
 async def mark_delayed_tasks(deps: WorkerDeps, stop: asyncio.Event) -> int:
     """Mark overdue tasks delayed, one transaction each; returns how many were marked."""
     async with deps.pool.acquire() as conn:
@@ -242,19 +238,18 @@ async def mark_delayed_tasks(deps: WorkerDeps, stop: asyncio.Event) -> int:
 
 
 async def _mark_one(deps: WorkerDeps, task_id: uuid.UUID) -> TaskEvent | None:
-    try:
-        async with transaction(deps.pool) as conn:
-            # lock order as in every task write: the task, then its board's seq row
-            task = await tasks.mark_delayed(conn, task_id)
-            if task is None:
-                raise _NoLongerOverdue
-            return await task_events.append(
-                conn,
-                type=TaskEventType.DELAYED,
-                task=task,
-                actor_id=None,
-                changes={"is_delayed": {"before": False, "after": True}},
-                origin=Origin(),
-            )
-    except _NoLongerOverdue:
-        return None
+    """Mark one task delayed with its event; None when it is no longer overdue (it
+    changed meanwhile), and then nothing was written."""
+    async with transaction(deps.pool) as conn:
+        # lock order as in every task write: the task, then its board's seq row
+        task = await tasks.mark_delayed(conn, task_id)
+        if task is None:
+            return None
+        return await task_events.append(
+            conn,
+            type=TaskEventType.DELAYED,
+            task=task,
+            actor_id=None,
+            changes={"is_delayed": {"before": False, "after": True}},
+            origin=Origin(),
+        )

@@ -201,7 +201,7 @@ async def test_msgpack_connect_is_refused_with_a_reason(hub: Hub) -> None:
         with pytest.raises(socketio.exceptions.ConnectionError):
             await sio.connect(
                 hub.url,
-                auth={"token": "thb_not-a-token"},  # a bot's, as msgpack clients are
+                auth={"token": "thb_not-a-token"},  # a bot token's shape: no browser needed
                 transports=["websocket"],
                 socketio_path=Serializer.MSGPACK.socketio_path,
                 wait_timeout=5,
@@ -209,6 +209,7 @@ async def test_msgpack_connect_is_refused_with_a_reason(hub: Hub) -> None:
     finally:
         await sio.disconnect()
     assert len(reasons) == 1 and reasons[0]["code"] == "unauthorized", reasons
+    assert reasons[0]["details"] == {"reason": "invalid_token"}
 
 
 async def test_json_client_cannot_use_the_msgpack_path(hub: Hub) -> None:

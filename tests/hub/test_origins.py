@@ -140,10 +140,23 @@ async def test_the_python_client_logs_in_as_a_bot_where_people_need_a_browser(
     bot = await new_bot(hub, owner, board_id=board_id)
     token = await new_token(hub, owner, bot["bot"]["id"], ["tasks:read"])
     person = TaskhubClient(hub.url, email=owner.email, password=owner.password)
-    with pytest.raises(Forbidden) as refused:
-        await person.connect()
-    await person.close()
+    try:
+        with pytest.raises(Forbidden) as refused:
+            await person.connect()
+    finally:
+        await person.close()
     assert refused.value.details == {"reason": "bot_token_required"}
     async with TaskhubClient(hub.url, token=token.secret) as script:
         joined = await script.join_board(board_id)
         assert str(joined.board.id) == board_id
+
+
+async def test_a_refused_script_pays_for_its_address(start_hub: Any) -> None:
+    """A person's token from a script costs its address a connect, as a forged token
+    does: refusing is no free way to probe tokens."""
+    hub: Hub = await start_hub(RATE_LIMIT_CONNECT_IP="1/60")
+    alice = await hub.register("Alice")
+    reply = await _connect_reply(hub, alice.access_token, None)
+    assert reply is not None and json.loads(reply[2:])["details"]["reason"] == "bot_token_required"
+    reply = await _connect_reply(hub, alice.access_token, hub.url)
+    assert reply is not None and json.loads(reply[2:])["code"] == "rate_limited", reply
