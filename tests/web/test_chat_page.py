@@ -413,6 +413,9 @@ async def test_the_chat_passes_axe_with_messages_typing_and_edits(
     await message(owner, "To be deleted").get_by_role("button", name="Delete").click()
     await message(owner, "To be deleted").get_by_role("button", name="Yes, delete").click()
     await expect(message(owner, "Message deleted")).to_be_visible()
+    # the focus goes to the tab in front: typing in a tab behind may blur at once,
+    # which says "stopped typing"
+    await member.bring_to_front()
     await chat(member).get_by_role("textbox", name="Message general").press_sequentially("Hm")
     await expect(chat(owner).get_by_text("Member is typing…")).to_be_visible()
     await chat(owner).get_by_text("New direct message").click()
