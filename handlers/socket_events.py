@@ -191,7 +191,6 @@ async def _write(
             return ack  # a resend: applied and emitted the first time
         for emitted in (written.event, *written.caused):
             ns.task_boards.remember(emitted.task_id, emitted.board_id)
-        for emitted in (written.event, *written.caused):
             await ns.emit_task_event(emitted, turn)
     finally:
         if turn is not None:
