@@ -267,6 +267,11 @@ _HANDLERS: dict[ClientEvent, EventHandler] = {
 assert _HANDLERS.keys() == CLIENT_EVENTS.keys(), "every cataloged event needs a handler"
 
 ROUTES: dict[str, Route] = {
-    event.value: Route(CLIENT_EVENTS[event].payload, handler, CLIENT_EVENTS[event].scope)
+    event.value: Route(
+        CLIENT_EVENTS[event].payload,
+        handler,
+        CLIENT_EVENTS[event].scope,
+        CLIENT_EVENTS[event].in_sent_order,
+    )
     for event, handler in _HANDLERS.items()
 }

@@ -123,6 +123,7 @@ class Route:
     payload: type[Payload]
     handler: EventHandler
     scope: str | None = None  # what a bot token needs to send the event
+    in_sent_order: bool = False  # one at a time per connection (HubNamespace.in_sent_order)
 
 
 class Turn:
@@ -206,6 +207,10 @@ class HubNamespace(socketio.AsyncNamespace):
         )
         # for task writes' turns (writing); one per node, like the order locks
         self.task_boards = task_boards if task_boards is not None else TaskBoards()
+        # a lock per connection while one of its in-order events runs (in_sent_order)
+        self._sent_order: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -428,13 +433,21 @@ class HubNamespace(socketio.AsyncNamespace):
                 f"payload exceeds {self.deps.limits.max_payload_bytes} bytes",
                 {"limit": self.deps.limits.max_payload_bytes},
             )
+        if not route.in_sent_order:
+            return await self._call(route, sid, event, data[0])
+        # taken before the first await, while the events' tasks still run in the order
+        # python-socketio started them: the order the connection sent them in
+        async with self.in_sent_order(sid):
+            return await self._call(route, sid, event, data[0])
+
+    async def _call(self, route: Route, sid: str, event: str, data: Any) -> Any:
         caller = await self.caller(sid)
         await rate_limits.charge_event(self.deps, event, caller.user_id, caller.ip)
         if not caller.allows(route.scope):
             raise Forbidden(
                 f"this token lacks the {route.scope} scope", {"scope": str(route.scope)}
             )
-        payload = parse(route.payload, data[0])
+        payload = parse(route.payload, data)
         if payload.request_id is not None:
             correlation.correlation_id.set(payload.request_id)
         return await route.handler(self, caller, payload)
@@ -514,6 +527,24 @@ class HubNamespace(socketio.AsyncNamespace):
         """The next turn to emit for a board (or channel) on this node; take it inside
         the writing transaction, after the seq, and release it after emitting."""
         return self._emit_order(key).turn()
+
+    @asynccontextmanager
+    async def in_sent_order(self, sid: str) -> AsyncIterator[None]:
+        """Hold while handling an event of `sid` whose effect depends on the order the
+        client sent it in.
+
+        python-socketio runs each event in a task of its own, so a client's
+        `chat:typing` true and the false right after it may otherwise be handled
+        false first: the others then see "typing" after the stop, and the throttle
+        swallows the next true. Events under this lock are handled one at a time,
+        in the order they arrived; the entry goes when no event holds or awaits it.
+        """
+        lock = self._sent_order.get(sid)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._sent_order[sid] = lock
+        async with lock:
+            yield
 
     @asynccontextmanager
     async def writing(self, key: uuid.UUID) -> AsyncIterator[None]:

@@ -90,6 +90,9 @@ class ClientEventSpec:
     # The rate limit this event counts against; None: not limited (reads, joins,
     # typing, which has its own throttle).
     limit: Limit | None = None
+    # True: one connection's events of this kind are handled one at a time, in the
+    # order it sent them (the hub otherwise handles a connection's events at once).
+    in_sent_order: bool = False
 
     def __post_init__(self) -> None:
         if self.scope is not None:
@@ -348,10 +351,13 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             ClientEvent.CHAT_TYPING,
             ChatTyping,
             f"Say you are typing (or stopped). Not stored; the others hear `typing: true` at "
-            f"most every {TYPING_EVERY_MS} ms per person and channel, `false` always.",
+            f"most every {TYPING_EVERY_MS} ms per person and channel, `false` always. "
+            "A connection's `chat:typing` events are handled in the order it sent them, "
+            "so a `true` and the `false` right after it need not wait for each other's ack.",
             "`sent` (false when throttled)",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.CHAT_WRITE,
+            in_sent_order=True,
         ),
         ClientEventSpec(
             ClientEvent.CHAT_READ,

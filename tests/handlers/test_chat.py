@@ -484,6 +484,31 @@ async def test_typing_reaches_the_others_and_is_throttled_per_person(hub: Hub) -
         await _close(a1, a2, b)
 
 
+async def test_typing_sent_without_waiting_for_acks_is_handled_in_the_order_sent(
+    hub: Hub,
+) -> None:
+    """A browser says `true` on a key and `false` on Enter without awaiting the first
+    ack; handled out of order, the others would see "typing" after the stop and the
+    throttle would swallow the next `true` (the hub handles a connection's other
+    events at once, each in a task of its own)."""
+    alice, bob = await hub.register("Alice"), await hub.register("Bob")
+    board_id = await _board(hub, alice, editor=bob)
+    a, b = await hub.peer(alice), await hub.peer(bob)
+    try:
+        channel_id = await _join(a, board_id)
+        await _join(b, board_id)
+        states = [True, False] * 25
+        acks = await asyncio.gather(
+            *(a.call("chat:typing", {"channel_id": channel_id, "typing": s}) for s in states)
+        )
+        # each `true` comes right after a `false`, which lets it through at once
+        assert [ack["data"]["sent"] for ack in acks] == [True] * len(states), acks
+        heard = await b.wait_for("chat:typing", len(states))
+        assert [event["typing"] for event in heard] == states
+    finally:
+        await _close(a, b)
+
+
 async def test_read_markers_count_others_live_messages_and_never_move_back(hub: Hub) -> None:
     alice, bob = await hub.register("Alice"), await hub.register("Bob")
     board_id = await _board(hub, alice, editor=bob)
