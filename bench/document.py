@@ -70,7 +70,7 @@ def _fanout(pinning: str, table: str, notes: Sequence[str]) -> str:
     extra = "".join(f"- {note}\n" for note in notes)
     return f"""## Fan-out
 
-One room of N websocket subscribers (Node `socket.io-client`), one publisher outside
+One room of N websocket subscribers, one publisher (Node `socket.io-client`) outside
 the room emitting `publish` with a send timestamp and a sequence number; the server
 broadcasts it to the room (`to(room).emit("msg", payload)`), so each publish is N
 deliveries. Servers: `node` is `bench/node_server.js` (socket.io, in-memory adapter),
@@ -79,6 +79,11 @@ in-memory manager), `taskhub` is `bench/taskhub_server.py`.
 
 {pinning}
 
+- *subscribers*: light Socket.IO clients on bare websockets (`bench/light_client.js`:
+  Engine.IO 4 and Socket.IO 5 as the official client speaks them, pings answered,
+  but no per-packet objects or event emitters). With `socket.io-client` subscribers
+  the one generator core was the limit of the saturating runs (`--client official`
+  measures with them).
 - *deliveries/s*: messages received by subscribers in the measured window, per second.
 - *CPU s / 1000 deliveries*: server process utime+stime from `/proc/<pid>/stat` over
   the generator's measured window, per 1000 deliveries received. At a fixed offered

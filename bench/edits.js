@@ -14,6 +14,8 @@
 //   all:      both in this one process (the two-nodes scenario).
 // An edit's send time (wall clock, comparable across processes of this machine)
 // rides in its title, so a watcher in another process can time its delivery.
+// Watchers are light clients (light_client.js) that read that time from the
+// frame's text; editors are socket.io-clients, which parse their acks in full.
 //
 // Usage: node edits.js --urls URL[,URL] --fixture FILE --editors E --watchers W
 //          --duration S --warmup S [--role all|editors|watchers]
@@ -23,12 +25,13 @@
 
 const readline = require("node:readline");
 const {
-  parseArgs, emitLine, readJson, connect, inBatches, call, summary, cpuFraction, fail,
-  performance, wallMs,
+  parseArgs, emitLine, readJson, connect, inBatches, call, listeningMember, summary, cpuFraction,
+  fail, performance, wallMs,
 } = require("./hub_client");
 
 const PATH = "/socket.io/";
-const SENT_AT = / @(\d+(?:\.\d+)?)$/;
+// the send time at the end of an edit's title, in the event's JSON text
+const SENT_AT = /"title":"Bench edit \d+ @(\d+(?:\.\d+)?)"/;
 
 function joiner(urls, boardId) {
   return async (token, i) => {
@@ -40,19 +43,16 @@ function joiner(urls, boardId) {
 
 // Watchers: count `task:updated` while measuring, timing each from the send time
 // in the edit's title.
-async function startWatchers(args, fixture, join) {
+async function startWatchers(args, fixture, urls) {
   const state = { measuring: false, deliveries: 0, latencies: [] };
-  const onUpdated = (event) => {
+  const onUpdated = (json) => {
     if (!state.measuring) return;
     state.deliveries += 1;
-    const sent = SENT_AT.exec(event.task.title || "");
+    const sent = SENT_AT.exec(json);
     if (sent) state.latencies.push(wallMs() - Number(sent[1]));
   };
-  const sockets = await inBatches(args.watchers, args.batch, async (i) => {
-    const { socket } = await join(fixture.members[i], i);
-    socket.on("task:updated", onUpdated);
-    return socket;
-  });
+  const sockets = await inBatches(args.watchers, args.batch, (i) =>
+    listeningMember(urls[i % urls.length], PATH, fixture.members[i], fixture.board_id, onUpdated));
   return { state, sockets };
 }
 
@@ -114,9 +114,9 @@ function editing(args, editors) {
   return { state, loops: editors.map(editLoop) };
 }
 
-async function watchersOnly(args, fixture, join) {
+async function watchersOnly(args, fixture, urls) {
   const setupStarted = performance.now();
-  const { state, sockets } = await startWatchers(args, fixture, join);
+  const { state, sockets } = await startWatchers(args, fixture, urls);
   emitLine({ event: "ready", seconds: (performance.now() - setupStarted) / 1000 });
   let cpu0;
   let t0;
@@ -158,10 +158,10 @@ async function main() {
     throw new Error("the fixture has fewer editors or members than asked for");
   }
   const join = joiner(urls, fixture.board_id);
-  if (args.role === "watchers") return watchersOnly(args, fixture, join);
+  if (args.role === "watchers") return watchersOnly(args, fixture, urls);
 
   const setupStarted = performance.now();
-  const watching = args.role === "all" ? await startWatchers(args, fixture, join) : null;
+  const watching = args.role === "all" ? await startWatchers(args, fixture, urls) : null;
   const editors = await startEditors(args, fixture, join);
   emitLine({ event: "setup", seconds: (performance.now() - setupStarted) / 1000 });
 

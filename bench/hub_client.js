@@ -7,6 +7,7 @@
 const fs = require("node:fs");
 const { io } = require("socket.io-client");
 const { performance } = require("node:perf_hooks");
+const { lightConnect } = require("./light_client");
 
 function parseArgs(argv, defaults) {
   const args = { ...defaults };
@@ -60,6 +61,16 @@ async function call(socket, event, payload, timeout = 60000) {
   return ack.data;
 }
 
+// A member that only listens: a light client (light_client.js) joined to the board,
+// handing each `task:updated` to `onUpdated` as its JSON text, unparsed.
+async function listeningMember(url, path, token, boardId, onUpdated) {
+  const socket = await lightConnect(url, path, { token });
+  socket.onRaw("task:updated", onUpdated);
+  const joined = await socket.call("board:join", { board_id: boardId });
+  if (!joined?.ok) throw new Error(`board:join: ${JSON.stringify(joined?.error)}`);
+  return socket;
+}
+
 function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -90,6 +101,6 @@ function fail(name) {
 }
 
 module.exports = {
-  parseArgs, emitLine, readJson, connect, inBatches, call, percentile, summary, wallMs,
-  cpuFraction, fail, performance,
+  parseArgs, emitLine, readJson, connect, inBatches, call, listeningMember, percentile, summary,
+  wallMs, cpuFraction, fail, performance,
 };

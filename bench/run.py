@@ -48,10 +48,22 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
     made = []
     for n in args.subscribers:
         for rate in args.rates:
-            made.append(Scenario(n, rate, args.duration, args.warmup, deflate=args.deflate))
+            made.append(
+                Scenario(
+                    n, rate, args.duration, args.warmup, deflate=args.deflate, client=args.client
+                )
+            )
         if not args.no_saturate:
             made.append(
-                Scenario(n, None, args.duration, args.warmup, args.window, deflate=args.deflate)
+                Scenario(
+                    n,
+                    None,
+                    args.duration,
+                    args.warmup,
+                    args.window,
+                    deflate=args.deflate,
+                    client=args.client,
+                )
             )
     return made
 
@@ -120,6 +132,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--deflate",
         action="store_true",
         help="clients offer permessage-deflate as browsers do (aiohttp accepts; Node refuses)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("light", "official"),
+        default="light",
+        help="the fan-out subscribers' client: bench/light_client.js or socket.io-client",
     )
     parser.add_argument("--servers", default=",".join(s.name for s in SERVERS))
     parser.add_argument(

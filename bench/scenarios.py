@@ -22,6 +22,8 @@ class Scenario:
     window: int = 16
     # off: the same uncompressed frames from every server (see DEFLATE_NOTE in document.py)
     deflate: bool = False
+    # the subscribers' client: "light" (bench/light_client.js) or "official" (socket.io-client)
+    client: str = "light"
 
     @property
     def label(self) -> str:
@@ -60,7 +62,7 @@ def generator_command(server: RunningServer, scenario: Scenario) -> tuple[str, .
     args = ["--url", server.url, "--path", server.spec.socketio_path]
     args += ["--subscribers", str(scenario.subscribers), "--duration", str(scenario.duration)]
     args += ["--warmup", str(scenario.warmup), "--window", str(scenario.window)]
-    args += ["--deflate", "1" if scenario.deflate else "0"]
+    args += ["--deflate", "1" if scenario.deflate else "0", "--client", scenario.client]
     if scenario.rate:
         args += ["--mode", "rate", "--rate", str(scenario.rate)]
     else:
