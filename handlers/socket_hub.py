@@ -533,11 +533,14 @@ class HubNamespace(socketio.AsyncNamespace):
         """Hold while handling an event of `sid` whose effect depends on the order the
         client sent it in.
 
-        python-socketio runs each event in a task of its own, so a client's
-        `chat:typing` true and the false right after it may otherwise be handled
-        false first: the others then see "typing" after the stop, and the throttle
-        swallows the next true. Events under this lock are handled one at a time,
-        in the order they arrived; the entry goes when no event holds or awaits it.
+        python-socketio runs each event in a task of its own, so two events a client
+        sent without awaiting the first's ack may otherwise be handled in either
+        order: a `board:leave` right after its `board:join` would find nothing to
+        leave and the join then keep the connection in the room; a `chat:typing`
+        false handled before its true would leave the others seeing "typing" and
+        the throttle swallowing the next true. Events under this lock are handled
+        one at a time, in the order they arrived; the entry goes when no event holds
+        or awaits it.
         """
         lock = self._sent_order.get(sid)
         if lock is None:

@@ -90,8 +90,9 @@ class ClientEventSpec:
     # The rate limit this event counts against; None: not limited (reads, joins,
     # typing, which has its own throttle).
     limit: Limit | None = None
-    # True: one connection's events of this kind are handled one at a time, in the
-    # order it sent them (the hub otherwise handles a connection's events at once).
+    # True: one connection's events so marked are handled one at a time, in the order
+    # it sent them (the hub otherwise handles a connection's events at once). For the
+    # events whose outcome depends on the one before: a room's join and leave, typing.
     in_sent_order: bool = False
 
     def __post_init__(self) -> None:
@@ -147,6 +148,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "whose room is joined too; absent for a bot token without `chat:read`)",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.TASKS_READ,
+            in_sent_order=True,
         ),
         ClientEventSpec(
             ClientEvent.BOARD_LEAVE,
@@ -155,6 +157,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "`board_id`",
             ("invalid_payload",),
             scope=Scope.TASKS_READ,
+            in_sent_order=True,
         ),
         ClientEventSpec(
             ClientEvent.PRESENCE_LIST,
@@ -294,6 +297,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             f"`channel` ({_CHANNEL}), `messages` (the newest `limit`, newest first: {_MESSAGE})",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.CHAT_READ,
+            in_sent_order=True,
         ),
         ClientEventSpec(
             ClientEvent.CHAT_LEAVE,
@@ -302,6 +306,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "`channel_id`",
             ("invalid_payload",),
             scope=Scope.CHAT_READ,
+            in_sent_order=True,
         ),
         ClientEventSpec(
             ClientEvent.CHAT_SEND,
@@ -351,9 +356,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             ClientEvent.CHAT_TYPING,
             ChatTyping,
             f"Say you are typing (or stopped). Not stored; the others hear `typing: true` at "
-            f"most every {TYPING_EVERY_MS} ms per person and channel, `false` always. "
-            "A connection's `chat:typing` events are handled in the order it sent them, "
-            "so a `true` and the `false` right after it need not wait for each other's ack.",
+            f"most every {TYPING_EVERY_MS} ms per person and channel, `false` always.",
             "`sent` (false when throttled)",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.CHAT_WRITE,

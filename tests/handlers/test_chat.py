@@ -509,6 +509,31 @@ async def test_typing_sent_without_waiting_for_acks_is_handled_in_the_order_sent
         await _close(a, b)
 
 
+async def test_a_channel_left_right_after_joining_is_left(hub: Hub) -> None:
+    """`chat:leave` sent without waiting for its `chat:join`'s ack is handled after
+    it, so the connection is out of the channel's room."""
+    alice, bob = await hub.register("Alice"), await hub.register("Bob")
+    board_id = await _board(hub, alice, editor=bob)
+    a, b = await hub.peer(alice), await hub.peer(bob)
+    try:
+        created = await a.call(
+            "chat:create", {"name": "side", "board_id": board_id, "member_ids": [bob.id]}
+        )
+        assert created["ok"], created
+        side = created["data"]["channel"]["id"]
+        for _ in range(10):
+            joined, left = await asyncio.gather(
+                b.call("chat:join", {"channel_id": side}),
+                b.call("chat:leave", {"channel_id": side}),
+            )
+            assert joined["ok"] and left["ok"], (joined, left)
+        await _send(a, "Anyone here?", channel_id=side)
+        await asyncio.sleep(QUIET)
+        assert b.events("chat:message") == []
+    finally:
+        await _close(a, b)
+
+
 async def test_read_markers_count_others_live_messages_and_never_move_back(hub: Hub) -> None:
     alice, bob = await hub.register("Alice"), await hub.register("Bob")
     board_id = await _board(hub, alice, editor=bob)

@@ -112,3 +112,33 @@ async def test_the_resync_after_an_outage_makes_redis_match_the_node(hub: Hub) -
         assert listed["data"]["users"] == []
     finally:
         await watcher.close()
+
+
+async def test_a_leave_sent_right_after_a_join_leaves(hub: Hub) -> None:
+    """The board page sends `board:leave` when it is closed without waiting for its
+    join's ack (a person who opens a board and goes straight back). Handled before
+    the join, the leave would find nothing to leave and the join would then keep the
+    connection in the room and the person on the board until the tab closes."""
+    alice, bob = await hub.register("Alice"), await hub.register("Bob")
+    board_id = await hub.create_board(alice)
+    await hub.add_member(alice, board_id, bob, "editor")
+    watcher, bob_tab = await hub.peer(alice), await hub.peer(bob)
+    try:
+        await watcher.call("board:join", {"board_id": board_id})
+        for _ in range(10):
+            joined, left = await asyncio.gather(
+                bob_tab.call("board:join", {"board_id": board_id}),
+                bob_tab.call("board:leave", {"board_id": board_id}),
+            )
+            assert joined["ok"] and left["ok"], (joined, left)
+        listed = await watcher.call("presence:list", {"board_id": board_id})
+        assert [u["id"] for u in listed["data"]["users"]] == [alice.id]
+        # and out of the room: the board's events no longer reach him
+        created = await watcher.call("task:create", {"board_id": board_id, "title": "After"})
+        assert created["ok"], created
+        await watcher.wait_for("task:created")
+        await asyncio.sleep(0.3)
+        assert bob_tab.events("task:created") == []
+    finally:
+        await watcher.close()
+        await bob_tab.close()
