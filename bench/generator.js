@@ -1,7 +1,7 @@
 // The load generator: N websocket subscribers in the room and one publisher, in
 // one Node process pinned to its own core. The publisher is Node's official
 // socket.io-client; the subscribers are light clients (light_client.js: the same
-// protocol on a bare websocket, 15-30 % less of the generator core per delivery),
+// protocol on a bare websocket, 14-33 % less of the generator core per delivery),
 // so the generator distorts less of what it measures. `--client official` makes
 // the subscribers socket.io-clients too.
 //

@@ -1,14 +1,13 @@
 // A receiving Socket.IO client on a bare websocket, for the generators' many
 // subscribers and watchers.
 //
-// A generator core receiving for 1000 subscribers is busy: most of a delivery's
-// cost there is the kernel's and the websocket's, but socket.io-client's layers
-// (engine.io packet objects, the decoder's JSON.parse of every event, event
-// emitters) add a fifth to a half on top. Measured at 50,000 deliveries/s to the
-// same servers, socket.io-client subscribers used 58-67 % of the generator core at
-// N=100 and 77-81 % at N=1000; these clients 48-52 % and 54-59 %, and the N=1000
-// p99 fell from 17-18 ms to 12-14 ms for Node's server and the hub alike: time the
-// deliveries had waited in the generator's queue, not the server's.
+// A generator core receiving for 1000 subscribers is busy, and socket.io-client's
+// layers (engine.io packet objects, the decoder's JSON.parse of every event, event
+// emitters) are part of that. Measured at 50,000 deliveries/s to the same servers
+// (2 repetitions each, back to back), socket.io-client subscribers used 58-67 % of
+// the generator core at N=100 and 77-81 % at N=1000; these clients 48-52 % and
+// 54-59 %, and the N=1000 p99 went from 16.5-18.4 ms to 11.7-14.2 ms for Node's
+// server and the hub alike.
 //
 // This client speaks the same protocol (Engine.IO 4 over websocket, Socket.IO 5
 // JSON text packets, the default namespace) but hands each event to its listener
@@ -74,6 +73,8 @@ class LightSocket {
     if (text[0] !== MESSAGE) return this.onError(new Error(`unexpected packet ${text.slice(0, 40)}`));
     const type = text[1];
     if (type === EVENT) {
+      // an event asking for an ack, or of another namespace: nothing the servers send
+      if (text[2] !== "[") return this.onError(new Error(`unexpected event ${text.slice(0, 40)}`));
       for (const [prefix, listener] of this.prefixes) {
         if (text.startsWith(prefix, 2)) return listener(text.slice(2));
       }

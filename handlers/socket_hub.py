@@ -123,7 +123,8 @@ class Route:
     payload: type[Payload]
     handler: EventHandler
     scope: str | None = None  # what a bot token needs to send the event
-    in_sent_order: bool = False  # one at a time per connection (HubNamespace.in_sent_order)
+    # the payload field whose room keeps the connection's order (HubNamespace.in_sent_order)
+    in_sent_order: str | None = None
 
 
 class Turn:
@@ -207,8 +208,8 @@ class HubNamespace(socketio.AsyncNamespace):
         )
         # for task writes' turns (writing); one per node, like the order locks
         self.task_boards = task_boards if task_boards is not None else TaskBoards()
-        # a lock per connection while one of its in-order events runs (in_sent_order)
-        self._sent_order: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+        # a lock per connection and room while one of its in-order events runs
+        self._sent_order: weakref.WeakValueDictionary[tuple[str, str | None], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
 
@@ -433,11 +434,14 @@ class HubNamespace(socketio.AsyncNamespace):
                 f"payload exceeds {self.deps.limits.max_payload_bytes} bytes",
                 {"limit": self.deps.limits.max_payload_bytes},
             )
-        if not route.in_sent_order:
+        if route.in_sent_order is None:
             return await self._call(route, sid, event, data[0])
-        # taken before the first await, while the events' tasks still run in the order
-        # python-socketio started them: the order the connection sent them in
-        async with self.in_sent_order(sid):
+        # Taken before the first await, while the events' tasks still run in the order
+        # python-socketio started them: the order the connection sent them in. No
+        # await may come before it here or in dispatch. The room is the raw field's
+        # value (parse comes later): an invalid one only orders events as invalid.
+        room = data[0].get(route.in_sent_order) if isinstance(data[0], dict) else None
+        async with self.in_sent_order(sid, room if isinstance(room, str) else None):
             return await self._call(route, sid, event, data[0])
 
     async def _call(self, route: Route, sid: str, event: str, data: Any) -> Any:
@@ -453,7 +457,10 @@ class HubNamespace(socketio.AsyncNamespace):
         return await route.handler(self, caller, payload)
 
     async def caller(self, sid: str) -> Caller:
-        session = await self.get_session(sid)
+        try:
+            session = await self.get_session(sid)
+        except KeyError:  # closed while the event waited for its turn (in_sent_order)
+            raise Unauthorized("not connected") from None
         caller = session.get("caller") if session else None
         if caller is None:
             raise Unauthorized("not connected")
@@ -529,9 +536,9 @@ class HubNamespace(socketio.AsyncNamespace):
         return self._emit_order(key).turn()
 
     @asynccontextmanager
-    async def in_sent_order(self, sid: str) -> AsyncIterator[None]:
-        """Hold while handling an event of `sid` whose effect depends on the order the
-        client sent it in.
+    async def in_sent_order(self, sid: str, room: str | None) -> AsyncIterator[None]:
+        """Hold while handling an event of `sid` about `room` (a board's or a channel's
+        id) whose effect depends on the order the client sent it in.
 
         python-socketio runs each event in a task of its own, so two events a client
         sent without awaiting the first's ack may otherwise be handled in either
@@ -539,13 +546,15 @@ class HubNamespace(socketio.AsyncNamespace):
         leave and the join then keep the connection in the room; a `chat:typing`
         false handled before its true would leave the others seeing "typing" and
         the throttle swallowing the next true. Events under this lock are handled
-        one at a time, in the order they arrived; the entry goes when no event holds
-        or awaits it.
+        one at a time, in the order they arrived, per room: a reconnect's joins of
+        several boards and channels still run at once, and typing does not wait for
+        a big board's snapshot. The entry goes when no event holds or awaits it.
         """
-        lock = self._sent_order.get(sid)
+        key = (sid, room)
+        lock = self._sent_order.get(key)
         if lock is None:
             lock = asyncio.Lock()
-            self._sent_order[sid] = lock
+            self._sent_order[key] = lock
         async with lock:
             yield
 

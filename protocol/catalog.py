@@ -90,10 +90,11 @@ class ClientEventSpec:
     # The rate limit this event counts against; None: not limited (reads, joins,
     # typing, which has its own throttle).
     limit: Limit | None = None
-    # True: one connection's events so marked are handled one at a time, in the order
-    # it sent them (the hub otherwise handles a connection's events at once). For the
-    # events whose outcome depends on the one before: a room's join and leave, typing.
-    in_sent_order: bool = False
+    # The payload field naming the room (a board or a channel) in which one
+    # connection's events so marked are handled one at a time, in the order it sent
+    # them; the hub otherwise handles a connection's events at once. For the events
+    # whose outcome depends on the one before: a room's join and leave, typing.
+    in_sent_order: str | None = None
 
     def __post_init__(self) -> None:
         if self.scope is not None:
@@ -148,7 +149,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "whose room is joined too; absent for a bot token without `chat:read`)",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.TASKS_READ,
-            in_sent_order=True,
+            in_sent_order="board_id",
         ),
         ClientEventSpec(
             ClientEvent.BOARD_LEAVE,
@@ -157,7 +158,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "`board_id`",
             ("invalid_payload",),
             scope=Scope.TASKS_READ,
-            in_sent_order=True,
+            in_sent_order="board_id",
         ),
         ClientEventSpec(
             ClientEvent.PRESENCE_LIST,
@@ -297,7 +298,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             f"`channel` ({_CHANNEL}), `messages` (the newest `limit`, newest first: {_MESSAGE})",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.CHAT_READ,
-            in_sent_order=True,
+            in_sent_order="channel_id",
         ),
         ClientEventSpec(
             ClientEvent.CHAT_LEAVE,
@@ -306,7 +307,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "`channel_id`",
             ("invalid_payload",),
             scope=Scope.CHAT_READ,
-            in_sent_order=True,
+            in_sent_order="channel_id",
         ),
         ClientEventSpec(
             ClientEvent.CHAT_SEND,
@@ -360,7 +361,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "`sent` (false when throttled)",
             ("forbidden", "not_found", "invalid_payload"),
             scope=Scope.CHAT_WRITE,
-            in_sent_order=True,
+            in_sent_order="channel_id",
         ),
         ClientEventSpec(
             ClientEvent.CHAT_READ,

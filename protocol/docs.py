@@ -52,10 +52,11 @@ event rows, Kafka record headers, audit records, log lines).
 The ack is `{"ok": true, "data": ...}` or
 `{"ok": false, "error": {"code": ..., "message": ..., "details": ...}}`.
 A connection's events are handled at once, each on its own, so two sent without
-waiting for the first's ack may finish in either order, except among those marked
-*in the order sent* (room joins and leaves, typing): those of one connection are
-handled one at a time, in the order it sent them, so a `board:leave` sent right
-after its `board:join` leaves.
+waiting for the first's ack may finish in either order, except those marked *in
+the order sent* (room joins and leaves, typing): one connection's marked events
+about the same board or channel are handled one at a time, in the order it sent
+them, so a `board:leave` sent right after its `board:join` leaves. Events about
+other boards or channels do not wait for them.
 A packet that breaks Socket.IO itself (a frame that is no packet, malformed
 JSON or msgpack, data nested more than 32 levels deep, an event that is not a
 list starting with its name, a namespace never connected, a binary packet
@@ -109,7 +110,10 @@ def render() -> str:
         scope = f"`{spec.scope}`" if spec.scope else "none (any connection)"
         parts.append(f"Bot token scope: {scope}.\n")
         if spec.in_sent_order:
-            parts.append("Handled *in the order sent* among the connection's events so marked.\n")
+            parts.append(
+                "Handled *in the order sent* among the connection's events so marked "
+                f"with the same `{spec.in_sent_order}`.\n"
+            )
         parts.append("Error codes: " + ", ".join(f"`{c}`" for c in spec.error_codes()) + ".\n")
         parts.append("Payload (JSON Schema):\n")
         parts.append("```json\n" + _schema(spec.payload) + "\n```\n")

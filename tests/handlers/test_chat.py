@@ -509,6 +509,49 @@ async def test_typing_sent_without_waiting_for_acks_is_handled_in_the_order_sent
         await _close(a, b)
 
 
+async def _until_waiting_for(hub: Hub, table: str) -> None:
+    """Until a PostgreSQL session waits for a lock on `table`."""
+    for _ in range(100):
+        waiting = await _fetch(
+            hub,
+            "SELECT 1 FROM pg_locks WHERE NOT granted AND relation = $1::regclass "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            table,
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing waited for {table}")
+
+
+async def test_typing_does_not_wait_for_a_join_of_another_room(hub: Hub) -> None:
+    """In-order events keep their order per board or channel, not per connection: a
+    board's snapshot that takes long (here: its tasks table locked) holds back no
+    typing in a channel."""
+    alice, bob = await hub.register("Alice"), await hub.register("Bob")
+    board_id = await _board(hub, alice, editor=bob)
+    a, b = await hub.peer(alice), await hub.peer(bob)
+    blocker = await hub.db()
+    try:
+        channel_id = await _join(a, board_id)
+        await _join(b, board_id)
+        assert (await a.call("board:leave", {"board_id": board_id}))["ok"]
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+            join = asyncio.ensure_future(a.call("board:join", {"board_id": board_id}))
+            await _until_waiting_for(hub, "tasks")
+            typed = await a.call(
+                "chat:typing", {"channel_id": channel_id, "typing": True}, timeout=5
+            )
+            assert typed["ok"] and typed["data"]["sent"], typed
+            assert not join.done()  # the snapshot is still waiting for the table
+        assert (await join)["ok"]
+        assert [e["typing"] for e in await b.wait_for("chat:typing")] == [True]
+    finally:
+        await blocker.close()
+        await _close(a, b)
+
+
 async def test_a_channel_left_right_after_joining_is_left(hub: Hub) -> None:
     """`chat:leave` sent without waiting for its `chat:join`'s ack is handled after
     it, so the connection is out of the channel's room."""
