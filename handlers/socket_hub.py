@@ -208,6 +208,9 @@ class HubNamespace(socketio.AsyncNamespace):
         )
         # for task writes' turns (writing); one per node, like the order locks
         self.task_boards = task_boards if task_boards is not None else TaskBoards()
+        # the tasks handling events now: a shutdown lets them end before Redis and
+        # PostgreSQL close under them (finish_handling)
+        self._handling: set[asyncio.Task[Any]] = set()
         # a lock per connection and room while one of its in-order events runs
         self._sent_order: weakref.WeakValueDictionary[tuple[str, str | None], asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -409,6 +412,9 @@ class HubNamespace(socketio.AsyncNamespace):
         started = time.perf_counter()
         self.deps.metrics.event_in(event if event in self.routes else "unknown")
         code: str | None = None
+        task = asyncio.current_task()
+        if task is not None:
+            self._handling.add(task)
         try:
             result = envelope.ok(await self._handle(sid, event, data))
         except HubError as exc:
@@ -418,10 +424,32 @@ class HubNamespace(socketio.AsyncNamespace):
             error = unexpected(exc, log, f"event {event[:64]}", event=event[:64], sid=sid)
             code = error.code.value
             result = envelope.error(error)
+        finally:
+            if task is not None:
+                self._handling.discard(task)
         self.deps.metrics.acked(
             event if event in self.routes else "unknown", time.perf_counter() - started, code
         )
         return result
+
+    async def finish_handling(self, timeout: float) -> int:
+        """On shutdown, once the connections are gone: wait up to `timeout` seconds for
+        the events still being handled (one that began before its connection closed,
+        or waited for its turn), then cancel the rest; returns how many were cut.
+
+        Otherwise such a handler could touch Redis after the node closed its client,
+        and redis-py would open a new connection that nobody closes.
+        """
+        pending = set(self._handling)
+        if not pending:
+            return 0
+        _done, late = await asyncio.wait(pending, timeout=timeout)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+            log.warning("events still handled at shutdown were cut", extra={"events": len(late)})
+        return len(late)
 
     async def _handle(self, sid: str, event: str, data: list[Any]) -> Any:
         route = self.routes.get(event)
@@ -601,6 +629,11 @@ class HubNamespaces:
         how many."""
         closed = await asyncio.gather(*(ns.close_local(error) for ns in self))
         return sum(closed)
+
+    async def finish_handling(self, timeout: float) -> int:
+        """`HubNamespace.finish_handling` on every server at once."""
+        cut = await asyncio.gather(*(ns.finish_handling(timeout) for ns in self))
+        return sum(cut)
 
 
 # The node's JSON namespace: enough for emits, room changes and disconnects of any

@@ -56,6 +56,8 @@ SOCKETIO_SERVERS = web.AppKey("socketio_servers", dict[Serializer, socketio.Asyn
 SOCKETIO_CHANNEL = web.AppKey("socketio_channel", SocketIOChannel)
 # Passes of the shutdown's farewell (see _farewell).
 FAREWELL_ROUNDS = 3
+# how long a shutdown waits for events still being handled before cutting them
+HANDLING_GRACE_S = 5.0
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -174,12 +176,17 @@ async def _socketio_shutdown(app: web.Application) -> AsyncIterator[None]:
     # The connections were told to close (_farewell). Websockets are not aiohttp's
     # requests once connected (hub/fanout/upgrade.py), so its shutdown did not wait
     # for them: each server gives them a few seconds to be read to the end, cuts the
-    # rest, and waits for their disconnects to have run; then the channel's
+    # rest, and waits for their disconnects to have run; then the events still being
+    # handled get a few seconds to end (their emits need the channel, their writes
+    # Redis and PostgreSQL, which close after this); then the channel's
     # subscription ends, the managers stop, and its publisher closes once Redis
     # answered what they published.
     try:
         for server in app[SOCKETIO_SERVERS].values():
             await server.shutdown()
+        namespaces = app.get(HUB_NAMESPACES)
+        if namespaces is not None:
+            await namespaces.finish_handling(HANDLING_GRACE_S)
     finally:
         await app[SOCKETIO_CHANNEL].close()
 

@@ -27,6 +27,7 @@ from hub.app import create_app
 from hub.config import Settings, rate_limit_env
 from hub.devstack import EmbeddedStack, free_port
 from storage.migrate import migrate
+from tests.loops import reporting_leaks
 from tests.support import Hub
 
 TEMPLATE_DB = "taskhub_test_template"
@@ -44,8 +45,9 @@ def pytest_asyncio_loop_factories(
     """Every async test, with its fixtures, runs on the loop the hub runs on (uvloop
     where it is installed, hub/event_loop.py): asyncio's loop differs in ways that
     matter here (uvloop's clock counts whole milliseconds; its transports write in
-    C). A sync test's async fixtures stay on asyncio's loop (pytest-asyncio's rule)."""
-    return {"hub": event_loop.loop_factory(Settings.event_loop)}
+    C). A sync test's async fixtures stay on asyncio's loop (pytest-asyncio's rule).
+    A loop closed with a socket left open fails the test (tests/loops.py)."""
+    return {"hub": reporting_leaks(event_loop.loop_factory(Settings.event_loop))}
 
 
 @asynccontextmanager

@@ -552,6 +552,30 @@ async def test_typing_does_not_wait_for_a_join_of_another_room(hub: Hub) -> None
         await _close(a, b)
 
 
+async def test_a_stopping_node_lets_an_event_being_handled_end_first(hub: Hub) -> None:
+    """A node stopping while a `chat:typing` waits on PostgreSQL: the handler reaches
+    Redis after the wait, so it must end before the node closes its Redis client, or
+    redis-py opens a connection nobody closes (which this suite's loop reports as a
+    failure at the test's end, tests/loops.py)."""
+    alice, bob = await hub.register("Alice"), await hub.register("Bob")
+    board_id = await _board(hub, alice, editor=bob)
+    a = await hub.peer(alice)
+    blocker = await hub.db()
+    try:
+        channel_id = await _join(a, board_id)
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE chat_channels IN ACCESS EXCLUSIVE MODE")
+            await a.sio.emit("chat:typing", {"channel_id": channel_id, "typing": True})
+            await _until_waiting_for(hub, "chat_channels")
+            stopping = asyncio.ensure_future(hub.server.close())
+            await asyncio.sleep(0.5)
+            assert not stopping.done()  # the event is still being handled
+        await asyncio.wait_for(stopping, 10)
+    finally:
+        await blocker.close()
+        await a.close()
+
+
 async def test_a_channel_left_right_after_joining_is_left(hub: Hub) -> None:
     """`chat:leave` sent without waiting for its `chat:join`'s ack is handled after
     it, so the connection is out of the channel's room."""
