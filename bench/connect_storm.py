@@ -188,7 +188,7 @@ def section(plan: Plan, runs: Sequence[StormRun]) -> Section:
         "token, reads the user and the session, joins the user's room and writes presence "
         "to Redis. Against Node (`bench/node_server.js`) the connect is bare. "
         "*connects/s*: connected clients / time from the first creation to the last ack; "
-        "*server CPU ms/connect*: the server process's own CPU time (from /proc; not its "
+        "*server CPU ms/connect*: the server process's own CPU time (its CPU-time clock; not its "
         "database's or Redis's) during the storm, per connected client: steadier than "
         "connects/s on a busy machine."
     )

@@ -85,7 +85,8 @@ in-memory manager), `taskhub` is `bench/taskhub_server.py`.
   the one generator core was the limit of the saturating runs (`--client official`
   measures with them).
 - *deliveries/s*: messages received by subscribers in the measured window, per second.
-- *CPU s / 1000 deliveries*: server process utime+stime from `/proc/<pid>/stat` over
+- *CPU s / 1000 deliveries*: the server process's CPU time (its CPU-time clock, read
+  from outside it: every thread, in nanoseconds; `bench/procstat.py`) over
   the generator's measured window, per 1000 deliveries received. At a fixed offered
   rate this is the primary figure (lower is better; ratio < 1 beats the peer).
 - *p50/p99*: publish-to-receipt latency of every delivery in the window (publisher and

@@ -39,6 +39,7 @@ from bench.hub_report import (
     generator_note,
     ratio,
     show_ratio,
+    spread,
     table,
     verdict,
 )
@@ -51,6 +52,8 @@ from bench.hub_stack import (
     optional,
     stop_process,
 )
+from bench.report import Spread
+from bench.scenarios import Measurement
 from bench.servers import REPO_DIR, pinned
 
 # The seq first, as the hub took it until it moved it last (storage/task_events.py).
@@ -204,8 +207,15 @@ class Plan:
 
 
 def run(
-    stack: HubStack, plan: Plan, server_core: int | None, generator_core: int | None, say: Say
+    stack: HubStack,
+    plan: Plan,
+    server_core: int | None,
+    generator_core: int | None,
+    say: Say,
+    fanout: Sequence[Measurement] = (),
 ) -> Section:
+    """`fanout`: the run's fan-out measurements, for what the room emit of an edit costs
+    next to a broadcast of the fan-out scenario."""
     hub_runs: list[HubRun] = []
     unwatched_runs: list[HubRun] = []
     sql_runs: list[SqlRun] = []
@@ -232,11 +242,60 @@ def run(
             f"edit path {rep}/{plan.reps}: raw SQL {s.edits_per_s:,.0f} edits/s, "
             f"p50 {s.p50_ms or 0:.1f} ms p99 {s.p99_ms or 0:.1f} ms"
         )
-    return section(plan, hub_runs, unwatched_runs, sql_runs)
+    return section(plan, hub_runs, unwatched_runs, sql_runs, fanout)
+
+
+def emit_cpu_per_1000(watched: HubRun, unwatched: HubRun) -> float | None:
+    """Hub CPU seconds per 1000 `task:updated` deliveries to the watchers: what the
+    watchers add to each edit (its CPU per edit with them, less its CPU per edit
+    without them) over the deliveries it made to them.
+
+    Without watchers the hub runs about four times the edits/s, so its fixed cost
+    per edit is, if anything, lower there: the difference errs towards the emit.
+    """
+    if not (watched.edits_per_s and unwatched.edits_per_s and watched.deliveries_per_s):
+        return None
+    alone = unwatched.server_cpu_frac / unwatched.edits_per_s
+    added = watched.server_cpu_frac - watched.edits_per_s * alone
+    return added / watched.deliveries_per_s * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutCost:
+    """The hub's fan-out cell the room emit is held against."""
+
+    label: str
+    cpu_per_1000: Spread
+
+
+def fanout_cost(
+    fanout: Sequence[Measurement], room: int, deliveries_per_s: float
+) -> FanoutCost | None:
+    """The hub's fan-out to a room of the same size, at the load nearest the edit path's
+    deliveries/s: CPU per delivery falls as the load rises (more sends per wakeup),
+    so a cell at another load would flatter one side."""
+    cells: dict[str, list[Measurement]] = {}
+    for m in fanout:
+        if m.server == "taskhub" and m.scenario.subscribers == room and not m.scenario.deflate:
+            cells.setdefault(m.scenario.label, []).append(m)
+    best: tuple[float, str, Spread] | None = None
+    for label, runs in cells.items():
+        rate = spread([m.deliveries_per_s for m in runs])
+        cost = spread([m.cpu_per_1000 for m in runs])
+        if rate is None or cost is None:
+            continue
+        gap = abs(rate.median - deliveries_per_s)
+        if best is None or gap < best[0]:
+            best = (gap, label, cost)
+    return None if best is None else FanoutCost(best[1], best[2])
 
 
 def section(
-    plan: Plan, hub: Sequence[HubRun], unwatched: Sequence[HubRun], sql: Sequence[SqlRun]
+    plan: Plan,
+    hub: Sequence[HubRun],
+    unwatched: Sequence[HubRun],
+    sql: Sequence[SqlRun],
+    fanout: Sequence[Measurement] = (),
 ) -> Section:
     """The issue's scenario, the same editors with nobody else on the board (what the
     path costs without the fan-out of each edit), and the raw SQL baseline."""
@@ -311,6 +370,24 @@ def section(
         f"`task:updated`), the hub's ack p50 is {show_ratio(unwatched_ratio)} the raw SQL's: "
         "the rest of the gap above is the fan-out of every edit to the board's room."
     ]
+    emit = spread([emit_cpu_per_1000(w, u) for w, u in zip(hub, unwatched, strict=True)])
+    delivered = spread([r.deliveries_per_s for r in hub])
+    against = fanout_cost(fanout, plan.watchers, delivered.median) if delivered else None
+    if emit is not None:
+        notes.append(
+            f"Room emit: the {plan.watchers} watchers add {emit.show('.4f')} hub CPU s per "
+            "1000 `task:updated` deliveries to them (hub CPU per edit with them, less per "
+            "edit without them, over their deliveries; each repetition's two hub rows)"
+            + (
+                f"; the hub's fan-out at {against.label} (the fan-out table's load nearest "
+                f"these deliveries/s) spends {against.cpu_per_1000.show('.4f')}."
+                if against
+                else "."
+            )
+        )
+    needed = _goal_load(plan, spread(sql_p50), emit)
+    if needed:
+        notes.append(needed)
     if errors:
         notes.append(f"Edits refused with other codes: {errors}.")
     notes.append(
@@ -324,8 +401,43 @@ def section(
         title="Edit path",
         about=about,
         table=table(header, rows),
-        goal=verdict("ack p50 ≤ 2x the raw SQL round trip's p50", p50_ratio, at_most=2.0),
+        goal=verdict("ack p50 ≤ 2x the raw SQL round trip's p50", p50_ratio, at_most=2.0)
+        + "\n\n"
+        + verdict(
+            "the room emit adds no more than fan-out costs (hub CPU per delivery, against "
+            "the fan-out's at the same room size)",
+            emit.median / against.cpu_per_1000.median
+            if emit is not None and against is not None and against.cpu_per_1000.median
+            else None,
+            at_most=1.0,
+            caveat=""
+            if against is not None
+            else f"(The fan-out was not run at N={plan.watchers} with it.)",
+        ),
         notes=(*notes, *generator_note([r.generator_cpu_frac for r in (*hub, *unwatched)])),
+    )
+
+
+def _goal_load(plan: Plan, sql_p50: Spread | None, emit: Spread | None) -> str | None:
+    """What the ack p50 goal asks of the hub with every edit fanned out to the room: by
+    Little's law, E editors each keeping one edit in flight for 2x the raw p50 make
+    E / (2 x p50) edits/s (about; the mean is not the p50), each delivered to W."""
+    if sql_p50 is None or not sql_p50.median or not plan.watchers:
+        return None
+    edits = plan.editors / (2 * sql_p50.median / 1000)
+    deliveries = edits * plan.watchers
+    cores = (
+        f", {deliveries * emit.median / 1000:.1f} cores of hub CPU for the emit alone "
+        "at the cost above"
+        if emit
+        else ""
+    )
+    return (
+        f"What the ack p50 goal needs: {plan.editors} editors, one edit in flight each, "
+        f"answered within 2x the raw SQL p50 ({2 * sql_p50.median:.1f} ms) make about "
+        f"{edits:,.0f} edits/s (Little's law), so {deliveries:,.0f} `task:updated` "
+        f"deliveries/s to the {plan.watchers} watchers{cores}; the fan-out table's "
+        "saturating rows say what one core and this generator reach."
     )
 
 

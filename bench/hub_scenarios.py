@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from bench import connect_storm, edit_path, idle, kafka_room, two_nodes
 from bench.hub_report import Section
 from bench.hub_stack import HubStack, Say, allow_open_files
+from bench.scenarios import Measurement
 
 FANOUT = "fanout"
 HUB_SCENARIOS = ("edit", "storm", "idle", "two-nodes", "kafka")
@@ -44,7 +45,10 @@ def run(
     server_core: int | None,
     generator_core: int | None,
     say: Say,
+    fanout: Sequence[Measurement] = (),
 ) -> list[Section]:
+    """`fanout`: the fan-out measurements of this run (the edit path holds its room
+    emit against them)."""
     names = [name for name in HUB_SCENARIOS if name in wanted]
     if not names:
         return []
@@ -60,6 +64,7 @@ def run(
             server_core,
             generator_core,
             say,
+            fanout,
         ),
         "storm": lambda stack: connect_storm.run(
             stack, connect_storm.Plan(args.storm_clients, reps), server_core, generator_core, say

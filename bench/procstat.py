@@ -1,23 +1,24 @@
-"""CPU seconds a process has used, from /proc/<pid>/stat (utime + stime).
+"""CPU seconds a process has used, read from outside it through its CPU-time clock.
 
 Read from outside the process so the server under test runs no measuring code;
 the difference between two reads is what the server spent in that window.
+
+The clock is Linux's process CPU clock (what clock_getcpuclockid(3) returns):
+the scheduler's own count, in nanoseconds, of every thread's run time, those
+that ended included. /proc/<pid>/stat's utime + stime come in 10 ms ticks, which
+is ±7 % of a 0.14 CPU-second window (100 subscribers at 10,000 deliveries/s for
+5 s), enough to flip a ratio at the line.
 """
 
 from __future__ import annotations
 
-import os
+import time
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+
+def _process_clock(pid: int) -> int:
+    # include/linux/posix-timers.h: MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    return ((~pid) << 3) | 2
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        # the command name (field 2) may hold spaces; the fields after ")" are fixed
-        fields = stat.read().rsplit(")", 1)[1].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / _TICKS
-
-
-def total_cpu_seconds(pids: tuple[int, ...]) -> float:
-    return sum(cpu_seconds(pid) for pid in pids)
+    return time.clock_gettime(_process_clock(pid))

@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         notes = [generator_note(measurements), *filter(None, [redis_note(measurements, plan)])]
         for note in notes:
             print(note)
-    sections = hub_scenarios.run(args, chosen, server_core, generator_core, say)
+    sections = hub_scenarios.run(args, chosen, server_core, generator_core, say, measurements)
     for section in sections:
         print(section.markdown())
     if args.json:
