@@ -86,7 +86,7 @@ in-memory manager), `taskhub` is `bench/taskhub_server.py`.
   measures with them).
 - *deliveries/s*: messages received by subscribers in the measured window, per second.
 - *CPU s / 1000 deliveries*: the server process's CPU time (its CPU-time clock, read
-  from outside it: every thread, in nanoseconds; `bench/procstat.py`) over
+  from outside it: every thread, finer than `/proc`'s 10 ms; `bench/procstat.py`) over
   the generator's measured window, per 1000 deliveries received. At a fixed offered
   rate this is the primary figure (lower is better; ratio < 1 beats the peer).
 - *p50/p99*: publish-to-receipt latency of every delivery in the window (publisher and

@@ -250,14 +250,18 @@ def emit_cpu_per_1000(watched: HubRun, unwatched: HubRun) -> float | None:
     watchers add to each edit (its CPU per edit with them, less its CPU per edit
     without them) over the deliveries it made to them.
 
-    Without watchers the hub runs about four times the edits/s, so its fixed cost
-    per edit is, if anything, lower there: the difference errs towards the emit.
+    This is the emit's cost at the margin: the once-per-edit work (the handler,
+    one encode, one Redis publish) is in the edits without watchers and subtracted,
+    while the fan-out's figure spreads its once-per-publish work over the room, a
+    small share at 1000 recipients that favours the emit. Without watchers the hub
+    runs several times the edits/s, so its fixed cost per edit is probably lower
+    there, which leans the other way. None where noise left nothing to measure.
     """
     if not (watched.edits_per_s and unwatched.edits_per_s and watched.deliveries_per_s):
         return None
     alone = unwatched.server_cpu_frac / unwatched.edits_per_s
     added = watched.server_cpu_frac - watched.edits_per_s * alone
-    return added / watched.deliveries_per_s * 1000
+    return added / watched.deliveries_per_s * 1000 if added > 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +280,15 @@ def fanout_cost(
     so a cell at another load would flatter one side."""
     cells: dict[str, list[Measurement]] = {}
     for m in fanout:
-        if m.server == "taskhub" and m.scenario.subscribers == room and not m.scenario.deflate:
-            cells.setdefault(m.scenario.label, []).append(m)
+        scenario = m.scenario
+        # the watchers are light clients without compression; so must the cell's be
+        if (
+            m.server == "taskhub"
+            and scenario.subscribers == room
+            and not scenario.deflate
+            and scenario.client == "light"
+        ):
+            cells.setdefault(scenario.label, []).append(m)
     best: tuple[float, str, Spread] | None = None
     for label, runs in cells.items():
         rate = spread([m.deliveries_per_s for m in runs])
@@ -380,7 +391,10 @@ def section(
             "edit without them, over their deliveries; each repetition's two hub rows)"
             + (
                 f"; the hub's fan-out at {against.label} (the fan-out table's load nearest "
-                f"these deliveries/s) spends {against.cpu_per_1000.show('.4f')}."
+                f"these deliveries/s) spends {against.cpu_per_1000.show('.4f')}. The emit's "
+                "figure is a margin (its once-per-edit work is subtracted), the fan-out's "
+                "an average over its room, and their payloads differ (a task against a "
+                "sequence number and a time)."
                 if against
                 else "."
             )
@@ -411,8 +425,10 @@ def section(
             else None,
             at_most=1.0,
             caveat=""
+            if against is not None and emit is not None
+            else "(The watchers' added CPU was lost in noise.)"
             if against is not None
-            else f"(The fan-out was not run at N={plan.watchers} with it.)",
+            else f"(The fan-out was not run at N={plan.watchers} with light clients with it.)",
         ),
         notes=(*notes, *generator_note([r.generator_cpu_frac for r in (*hub, *unwatched)])),
     )
@@ -421,7 +437,9 @@ def section(
 def _goal_load(plan: Plan, sql_p50: Spread | None, emit: Spread | None) -> str | None:
     """What the ack p50 goal asks of the hub with every edit fanned out to the room: by
     Little's law, E editors each keeping one edit in flight for 2x the raw p50 make
-    E / (2 x p50) edits/s (about; the mean is not the p50), each delivered to W."""
+    E / (2 x p50) edits/s (about: the mean is not the p50, and an editor's pause
+    between an ack and its next edit, here next to none, would lower it), each
+    delivered to W."""
     if sql_p50 is None or not sql_p50.median or not plan.watchers:
         return None
     edits = plan.editors / (2 * sql_p50.median / 1000)
