@@ -28,7 +28,7 @@ from handlers.rest import unexpected
 from handlers.task_boards import TaskBoards
 from protocol import correlation, envelope
 from protocol.bots import Scope, is_api_token
-from protocol.catalog import Limit
+from protocol.catalog import WHOLE_CONNECTION, Limit
 from protocol.errors import (
     Forbidden,
     HubError,
@@ -435,7 +435,8 @@ class HubNamespace(socketio.AsyncNamespace):
     async def finish_handling(self, timeout: float) -> int:
         """On shutdown, once the connections are gone: wait up to `timeout` seconds for
         the events still being handled (one that began before its connection closed,
-        or waited for its turn), then cancel the rest; returns how many were cut.
+        or waited for its turn), then cancel the rest and give them as long again to
+        unwind; returns how many were cut.
 
         Otherwise such a handler could touch Redis after the node closed its client,
         and redis-py would open a new connection that nobody closes.
@@ -447,8 +448,13 @@ class HubNamespace(socketio.AsyncNamespace):
         for task in late:
             task.cancel()
         if late:
-            await asyncio.wait(late)
-            log.warning("events still handled at shutdown were cut", extra={"events": len(late)})
+            # as long again for them to unwind: a handler that swallowed its
+            # cancellation must not hold the node's stop for good
+            _done, stuck = await asyncio.wait(late, timeout=timeout)
+            log.warning(
+                "events still handled at shutdown were cut",
+                extra={"events": len(late), "still_running": len(stuck)},
+            )
         return len(late)
 
     async def _handle(self, sid: str, event: str, data: list[Any]) -> Any:
@@ -468,7 +474,12 @@ class HubNamespace(socketio.AsyncNamespace):
         # python-socketio started them: the order the connection sent them in. No
         # await may come before it here or in dispatch. The room is the raw field's
         # value (parse comes later): an invalid one only orders events as invalid.
-        room = data[0].get(route.in_sent_order) if isinstance(data[0], dict) else None
+        # WHOLE_CONNECTION is no room's id.
+        field = route.in_sent_order
+        if field == WHOLE_CONNECTION:
+            room: object = WHOLE_CONNECTION
+        else:
+            room = data[0].get(field) if isinstance(data[0], dict) else None
         async with self.in_sent_order(sid, room if isinstance(room, str) else None):
             return await self._call(route, sid, event, data[0])
 
@@ -566,14 +577,17 @@ class HubNamespace(socketio.AsyncNamespace):
     @asynccontextmanager
     async def in_sent_order(self, sid: str, room: str | None) -> AsyncIterator[None]:
         """Hold while handling an event of `sid` about `room` (a board's or a channel's
-        id) whose effect depends on the order the client sent it in.
+        id, or WHOLE_CONNECTION) whose effect depends on the order the client sent it
+        in.
 
         python-socketio runs each event in a task of its own, so two events a client
         sent without awaiting the first's ack may otherwise be handled in either
         order: a `board:leave` right after its `board:join` would find nothing to
         leave and the join then keep the connection in the room; a `chat:typing`
         false handled before its true would leave the others seeing "typing" and
-        the throttle swallowing the next true. Events under this lock are handled
+        the throttle swallowing the next true; an `auth:refresh` handled after a
+        later one would leave the connection with the earlier token. Events under
+        this lock are handled
         one at a time, in the order they arrived, per room: a reconnect's joins of
         several boards and channels still run at once, and typing does not wait for
         a big board's snapshot. The entry goes when no event holds or awaits it.

@@ -92,8 +92,9 @@ class ClientEventSpec:
     limit: Limit | None = None
     # The payload field naming the room (a board or a channel) in which one
     # connection's events so marked are handled one at a time, in the order it sent
-    # them; the hub otherwise handles a connection's events at once. For the events
-    # whose outcome depends on the one before: a room's join and leave, typing.
+    # them, or WHOLE_CONNECTION; the hub otherwise handles a connection's events at
+    # once. For the events whose outcome depends on the one before: a room's join
+    # and leave, typing, a refresh's token.
     in_sent_order: str | None = None
 
     def __post_init__(self) -> None:
@@ -118,6 +119,10 @@ class ServerEventSpec:
     summary: str
 
 
+WHOLE_CONNECTION = "*"
+"""`in_sent_order` of an event ordered among all the connection's events so marked,
+about no room: `auth:refresh`, whose last token sent is the one that rules."""
+
 CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
     spec.event: spec
     for spec in (
@@ -135,6 +140,7 @@ CLIENT_EVENTS: dict[ClientEvent, ClientEventSpec] = {
             "`user_id`, `expires_at` (when the connection will be closed now, unless "
             "refreshed again)",
             ("unauthorized", "forbidden", "invalid_payload"),
+            in_sent_order=WHOLE_CONNECTION,
         ),
         ClientEventSpec(
             ClientEvent.BOARD_JOIN,

@@ -6,7 +6,7 @@ import json
 
 import msgspec
 
-from protocol.catalog import CLIENT_EVENTS, SERVER_EVENTS
+from protocol.catalog import CLIENT_EVENTS, SERVER_EVENTS, WHOLE_CONNECTION
 from protocol.errors import ERRORS_BY_CODE
 
 HEADER = """# Taskhub socket protocol
@@ -53,10 +53,11 @@ The ack is `{"ok": true, "data": ...}` or
 `{"ok": false, "error": {"code": ..., "message": ..., "details": ...}}`.
 A connection's events are handled at once, each on its own, so two sent without
 waiting for the first's ack may finish in either order, except those marked *in
-the order sent* (room joins and leaves, typing): one connection's marked events
-about the same board or channel are handled one at a time, in the order it sent
-them, so a `board:leave` sent right after its `board:join` leaves. Events about
-other boards or channels do not wait for them.
+the order sent* (room joins and leaves, typing, `auth:refresh`): one
+connection's marked events about the same board or channel (for `auth:refresh`,
+the connection itself) are handled one at a time, in the order it sent them, so a
+`board:leave` sent right after its `board:join` leaves, and the last token sent
+is the one that rules. Events about other boards or channels do not wait for them.
 A packet that breaks Socket.IO itself (a frame that is no packet, malformed
 JSON or msgpack, data nested more than 32 levels deep, an event that is not a
 list starting with its name, a namespace never connected, a binary packet
@@ -109,7 +110,12 @@ def render() -> str:
         parts.append(f"Ack data: {spec.ack}.\n")
         scope = f"`{spec.scope}`" if spec.scope else "none (any connection)"
         parts.append(f"Bot token scope: {scope}.\n")
-        if spec.in_sent_order:
+        if spec.in_sent_order == WHOLE_CONNECTION:
+            parts.append(
+                "Handled *in the order sent*, one at a time, among the connection's "
+                "events so marked for the connection as a whole.\n"
+            )
+        elif spec.in_sent_order:
             parts.append(
                 "Handled *in the order sent* among the connection's events so marked "
                 f"with the same `{spec.in_sent_order}`.\n"

@@ -223,6 +223,33 @@ async def test_auth_refresh_moves_the_connections_expiry_to_the_new_tokens(hub: 
         await peer.close()
 
 
+async def test_refreshes_sent_without_waiting_are_applied_in_the_order_sent(hub: Hub) -> None:
+    """The last token sent rules, even when the client did not wait for the acks of the
+    ones before it: handled in another order, an earlier token applied last would
+    close the connection at its own expiry. Eight connections at once, each sending
+    25 refreshes, so that the race has many chances."""
+    alice = await hub.register("Alice")
+    soon = int(time.time()) + 2
+    peers = [await _connected(hub, _forge(hub, alice, {"exp": soon})) for _ in range(8)]
+
+    async def refresh_many(peer: Peer) -> list[dict[str, Any]]:
+        tokens = [_forge(hub, alice, {"exp": soon}) for _ in range(24)]
+        tokens.append(_forge(hub, alice, {"exp": soon + 600}))
+        return await asyncio.gather(
+            *(peer.call("auth:refresh", {"access_token": token}) for token in tokens)
+        )
+
+    try:
+        acks = [ack for acks in await asyncio.gather(*map(refresh_many, peers)) for ack in acks]
+        assert all(ack["ok"] for ack in acks), acks
+        # two sweeps past the earlier tokens' expiry: every connection still open
+        await asyncio.sleep(soon - time.time() + 2)
+        assert [p.sio.connected for p in peers] == [True] * len(peers)
+        assert [p.events("connection:closing") for p in peers] == [[]] * len(peers)
+    finally:
+        await asyncio.gather(*(p.close() for p in peers))
+
+
 async def test_a_refused_refresh_changes_nothing(hub: Hub) -> None:
     alice = await hub.register("Alice")
     bob = await hub.register("Bob")
