@@ -89,6 +89,11 @@ class Gate:
 
     def __init__(self) -> None:
         self.online = True
+        # offline, take new websockets and never answer them (a connection dropped in
+        # silence) instead of refusing them
+        self.silent = False
+        self.silenced: list[WebSocketRoute] = []
+        self.went_silent = asyncio.Event()  # an attempt was taken into the silence
         self.holding: Callable[[str | bytes], bool] | None = None
         self.live: list[WebSocketRoute] = []
         self.sent: list[str] = []
@@ -100,7 +105,11 @@ class Gate:
 
     async def _route(self, ws: WebSocketRoute) -> None:
         if not self.online:
-            await ws.close()
+            if self.silent:
+                self.silenced.append(ws)  # opened by Playwright, answered by nobody
+                self.went_silent.set()
+            else:
+                await ws.close()
             return
         server = ws.connect_to_server()
 

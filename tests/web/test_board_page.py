@@ -177,6 +177,28 @@ async def test_a_dropped_connection_catches_up_from_its_last_seq(
     assert joins and '"since_seq":1' in joins[0], joins
 
 
+async def test_a_connection_attempt_nobody_answers_is_given_up_and_tried_again_soon(
+    hub: Hub, browser: Browser
+) -> None:
+    """A reconnect attempt that the network took and then never answered (no
+    handshake, no close) is abandoned after 8 s and tried again, instead of the
+    page waiting out socket.io-client's 20 s."""
+    gate = Gate()
+    away, here = await shared_board(
+        hub, browser, "editor", "Before the drop", prepare_owner=gate.install
+    )
+    gate.silent = True
+    await gate.cut()
+    await expect(banner(away)).to_contain_text("Connection lost")
+    await here.get_by_label("New task title").fill("Made while away")
+    await here.get_by_label("New task title").press("Enter")
+    await expect(here.get_by_text("Made while away")).to_be_visible()
+    # the first attempt (about a second after the cut) went into the silence
+    await asyncio.wait_for(gate.went_silent.wait(), 10)
+    gate.online = True
+    await expect(column(away, "To do").get_by_text("Made while away")).to_be_visible(timeout=16_000)
+
+
 async def test_an_event_lost_on_the_way_is_fetched_when_the_next_one_shows_the_gap(
     hub: Hub, browser: Browser
 ) -> None:

@@ -8,6 +8,12 @@ import { io } from "socket.io-client";
 
 const ACK_TIMEOUT_MS = 10_000;
 const RETRY_REFUSED_MS = 5_000;
+// How long one connection attempt may wait for the hub's Engine.IO handshake, which
+// the hub sends as soon as the websocket is up. socket.io-client waits 20 s by
+// default, and only a timeout (or a transport error) ends an attempt that got no
+// answer, so a connection that a proxy or a flaky network took and then dropped
+// in silence kept the page "Reconnecting…" for 20 s after the network came back.
+const CONNECT_TIMEOUT_MS = 8_000;
 
 export class HubError extends Error {
   constructor(error) {
@@ -22,7 +28,7 @@ export class Live {
     this.api = api;
     this.pending = 0;
     this.stale = false;  // the socket was opened with a token that has since been replaced
-    this.socket = io({ autoConnect: false, transports: ["websocket"] });
+    this.socket = io({ autoConnect: false, transports: ["websocket"], timeout: CONNECT_TIMEOUT_MS });
     this.socket.on("connect", () => { this.stale = false; });
     this.socket.on("connect_error", () => {
       // a refused handshake is not retried by the client itself: get a fresh
