@@ -56,7 +56,8 @@ SOCKETIO_SERVERS = web.AppKey("socketio_servers", dict[Serializer, socketio.Asyn
 SOCKETIO_CHANNEL = web.AppKey("socketio_channel", SocketIOChannel)
 # Passes of the shutdown's farewell (see _farewell).
 FAREWELL_ROUNDS = 3
-# how long a shutdown waits for events still being handled before cutting them
+# how long a shutdown waits for events still being handled before cutting them,
+# and again for the cut ones to unwind (HubNamespace.finish_handling)
 HANDLING_GRACE_S = 5.0
 
 

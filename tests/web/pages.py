@@ -4,6 +4,7 @@ between two people, find a column, open a card, run axe-core."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -84,8 +85,9 @@ async def add_member(
 
 class Gate:
     """The network between one page and the hub: forwards its websockets while
-    online (keeping what the page sent), and refuses new ones while offline;
-    what the hub sends that `hold` picks waits until `release`."""
+    online (keeping what the page sent), and refuses new ones while offline (or,
+    `silent`, takes them and never answers); what the hub sends that `hold` picks
+    waits until `release`."""
 
     def __init__(self) -> None:
         self.online = True
@@ -94,6 +96,7 @@ class Gate:
         self.silent = False
         self.silenced: list[WebSocketRoute] = []
         self.went_silent = asyncio.Event()  # an attempt was taken into the silence
+        self.went_silent_at = 0.0  # when (time.monotonic()) the last one was
         self.holding: Callable[[str | bytes], bool] | None = None
         self.live: list[WebSocketRoute] = []
         self.sent: list[str] = []
@@ -107,6 +110,7 @@ class Gate:
         if not self.online:
             if self.silent:
                 self.silenced.append(ws)  # opened by Playwright, answered by nobody
+                self.went_silent_at = time.monotonic()
                 self.went_silent.set()
             else:
                 await ws.close()
