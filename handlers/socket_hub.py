@@ -587,10 +587,10 @@ class HubNamespace(socketio.AsyncNamespace):
         false handled before its true would leave the others seeing "typing" and
         the throttle swallowing the next true; an `auth:refresh` handled after a
         later one would leave the connection with the earlier token. Events under
-        this lock are handled
-        one at a time, in the order they arrived, per room: a reconnect's joins of
-        several boards and channels still run at once, and typing does not wait for
-        a big board's snapshot. The entry goes when no event holds or awaits it.
+        this lock are handled one at a time, in the order they arrived, per room: a
+        reconnect's joins of several boards and channels still run at once, and
+        typing does not wait for a big board's snapshot. The entry goes when no
+        event holds or awaits it.
         """
         key = (sid, room)
         lock = self._sent_order.get(key)
